@@ -1,0 +1,1 @@
+"""Real-OpenSSH test bed: sshd instances and a gateway topology in network namespaces."""
