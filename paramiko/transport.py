@@ -143,6 +143,13 @@ class Transport(threading.Thread, ClosingContextManager):
             sock = (host, int(port))
         if isinstance(sock, tuple):
             sock = self._connect_tcp(sock[0], int(sock[1]))
+        if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET,
+                                                               socket.AF_INET6):
+            # Small request/response packets must not wait for Nagle + delayed ACK (~40 ms).
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
         self.sock = sock
         self.peer_name = _peer_text(sock)
         self.default_window_size = clamp_value(c.MIN_WINDOW_SIZE, default_window_size,
@@ -198,6 +205,9 @@ class Transport(threading.Thread, ClosingContextManager):
         self._x11_handler: Optional[Callable] = None
         self._agent_handler: Optional[Callable] = None
         self.keepalive_interval = 0
+        self.rekey_bytes = 1 << 30
+        self.rekey_packets = 1 << 28
+        self.rekey_interval: Optional[float] = None
         self.logger = get_logger("paramiko.transport")
         self.log_name = "paramiko.transport"
         self._hexdump = False
@@ -315,6 +325,7 @@ class Transport(threading.Thread, ClosingContextManager):
             strict_kex=self.strict_kex, server_sig_algs=server_sig_algs,
             moduli=self._modulus_pack if self.server_mode else None,
             peer_name=self.peer_name)
+        self._apply_rekey_limits()
 
     def _begin(self) -> None:
         if self.active:
@@ -328,11 +339,13 @@ class Transport(threading.Thread, ClosingContextManager):
         except Exception:
             pass
         self._start_time = time.monotonic()
+        # Banner and KEXINIT go out before the reader starts, so a reader that fails at once
+        # can never close the socket ahead of them.
         with self._lock:
             claim = self._claim_writer()
-        self.start()
         if claim:
             self._drain_safely()
+        self.start()
 
     def start_client(self, event: Optional[threading.Event] = None,
                      timeout: Optional[float] = None) -> None:
@@ -401,8 +414,11 @@ class Transport(threading.Thread, ClosingContextManager):
         self._writing = True
         return True
 
-    def _drain(self) -> None:
-        """Write queued output until none is left; only the claiming thread calls this."""
+    def _drain(self, deadline: Optional[float] = None) -> None:
+        """Write queued output until none is left; only the claiming thread calls this.
+
+        ``deadline`` (monotonic) bounds best-effort writes such as a closing DISCONNECT.
+        """
         sock = self.sock
         try:
             while True:
@@ -417,7 +433,8 @@ class Transport(threading.Thread, ClosingContextManager):
                         n = sock.send(out)
                     except socket.timeout:
                         # The peer is not reading yet; that is back-pressure, not an error.
-                        if not self.active and self._closing:
+                        if (not self.active and self._closing) or (
+                                deadline is not None and time.monotonic() > deadline):
                             raise SSHException("transport closed while writing") from None
                         continue
                     if not n:
@@ -489,6 +506,8 @@ class Transport(threading.Thread, ClosingContextManager):
                 raise self._eof_error("connection closed by the peer")
             with self._lock:
                 events = core.receive_data(data)
+                if self.rekey_interval:
+                    core.tick(time.monotonic())  # time-based rekey while data flows
                 claim = self._claim_writer()
             if claim:
                 self._drain()
@@ -545,6 +564,7 @@ class Transport(threading.Thread, ClosingContextManager):
                 self.saved_exception = exc
             self._log(logging.ERROR if not self._closing else logging.DEBUG,
                       f"transport to {self.peer_name} ended: {exc}")
+            self._tell_peer(exc)
         self.active = False
         with self._lock:
             channels = list(self._channels.values())
@@ -577,6 +597,33 @@ class Transport(threading.Thread, ClosingContextManager):
         except Exception:
             pass
         _active_transports.discard(self)
+
+    def _tell_peer(self, exc: BaseException) -> None:
+        """Best effort: send DISCONNECT with our reason, so the peer's error says why."""
+        from paramiko._core.packet import PacketError
+        from paramiko.ssh_exception import IncompatiblePeer, MessageOrderError
+
+        if not isinstance(exc, SSHException) or self._core is None or self._core.closed:
+            return
+        if isinstance(exc, IncompatiblePeer):
+            code = c.DISCONNECT_KEY_EXCHANGE_FAILED
+        elif isinstance(exc, PacketError):
+            code = c.DISCONNECT_MAC_ERROR
+        elif isinstance(exc, MessageOrderError) or exc.phase in ("kex", "banner"):
+            code = c.DISCONNECT_PROTOCOL_ERROR
+        else:
+            return  # e.g. the peer went away or disconnected us: nothing to tell it
+        with self._lock:
+            try:
+                self._core.disconnect(code, str(exc)[:512])
+            except Exception:
+                return
+            claim = self._claim_writer()
+        if claim:
+            try:
+                self._drain(deadline=time.monotonic() + 1.0)
+            except Exception:
+                pass
 
     # -- dispatch ---------------------------------------------------------------------------
     def _dispatch(self, events: list) -> None:
@@ -624,6 +671,15 @@ class Transport(threading.Thread, ClosingContextManager):
                 self.completion_event.set()
 
     def _on_packet(self, ptype: int, payload: bytes) -> None:
+        try:
+            self._route_packet(ptype, payload)
+        except struct.error as e:
+            err = SSHException(f"malformed {c.MSG_NAMES.get(ptype, ptype)} message from "
+                               f"{self.peer_name}: {e}")
+            err.phase, err.peer = self._phase(), self.peer_name
+            raise err from None
+
+    def _route_packet(self, ptype: int, payload: bytes) -> None:
         if ptype == c.MSG_CHANNEL_DATA:
             chanid, n = struct.unpack_from(">II", payload, 1)
             if len(payload) < 9 + n:
@@ -988,6 +1044,25 @@ class Transport(threading.Thread, ClosingContextManager):
     def set_keepalive(self, interval: int) -> None:
         self.keepalive_interval = interval
 
+    def set_rekey_limits(self, bytes_: Optional[int] = None, packets: Optional[int] = None,
+                         interval: Optional[float] = None) -> None:
+        """fabric-gateway addition: rekey after this many bytes or packets in either
+        direction, or after ``interval`` seconds (OpenSSH's RekeyLimit). None keeps a value."""
+        if bytes_ is not None:
+            self.rekey_bytes = int(bytes_)
+        if packets is not None:
+            self.rekey_packets = int(packets)
+        if interval is not None:
+            self.rekey_interval = float(interval) or None
+        if self._core is not None:
+            with self._lock:
+                self._apply_rekey_limits()
+
+    def _apply_rekey_limits(self) -> None:
+        self._core.rekey_bytes = self.rekey_bytes
+        self._core.rekey_packets = self.rekey_packets
+        self._core.rekey_interval = self.rekey_interval
+
     def get_remote_server_key(self):
         if not self.active or self.host_key is None:
             raise SSHException("No existing session")
@@ -1127,7 +1202,7 @@ class Transport(threading.Thread, ClosingContextManager):
                 claim = self._claim_writer()
             if claim:
                 try:
-                    self._drain()
+                    self._drain(deadline=time.monotonic() + 1.0)
                 except Exception:
                     pass
         self.active = False

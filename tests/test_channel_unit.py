@@ -640,13 +640,15 @@ def test_memory_cap_stops_window_adjusts_until_app_reads():
 
 def test_window_adjust_sent_on_arrival_without_reading():
     chan, t = make_channel(window=2 * MiB)
-    chan._handle_data(b"x" * (256 * 1024 - 1))
+    step = chan._state.adjust_threshold
+    assert 0 < step < 2 * MiB
+    chan._handle_data(b"x" * (step - 1))
     assert t.of_type(MSG_CHANNEL_WINDOW_ADJUST) == []  # below the batching threshold
     chan._handle_data(b"x")
     adj = t.of_type(MSG_CHANNEL_WINDOW_ADJUST)
-    assert len(adj) == 1 and adjust_amount(adj[0]) == 256 * 1024
+    assert len(adj) == 1 and adjust_amount(adj[0]) == step
     assert struct.unpack(">I", adj[0][1:5])[0] == REMOTE_ID
-    assert len(chan._stdout) == 256 * 1024  # still unread
+    assert len(chan._stdout) == step  # still unread
 
 
 def test_window_overrun_is_dropped_and_logged():

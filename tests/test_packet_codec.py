@@ -283,8 +283,8 @@ CAPTURE_IDS = [f"{c['cipher']}+{c['mac']}+{c['compression']}" for c in OPENSSH_C
 # -- registries ----------------------------------------------------------------------------
 
 def test_default_orders_and_registries():
-    assert DEFAULT_CIPHERS == ("chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com",
-                               "aes256-gcm@openssh.com", "aes128-ctr", "aes192-ctr",
+    assert DEFAULT_CIPHERS == ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
+                               "chacha20-poly1305@openssh.com", "aes128-ctr", "aes192-ctr",
                                "aes256-ctr")
     assert DEFAULT_MACS == ("hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com",
                             "hmac-sha2-256", "hmac-sha2-512", "hmac-sha1")

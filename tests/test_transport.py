@@ -69,7 +69,7 @@ def test_handshake_auth_exec_and_defaults(host_keys):
     try:
         assert client.is_authenticated() and server_t.is_authenticated()
         assert client.session_id == server_t.session_id and len(client.session_id) >= 32
-        assert client.local_cipher == "chacha20-poly1305@openssh.com"  # fast AEAD first
+        assert client.local_cipher == "aes128-gcm@openssh.com"  # fast AEAD first
         assert client.get_remote_server_key().asbytes() == host_keys["ed25519"].asbytes()
         assert client.remote_version.startswith("SSH-2.0-paramiko_")
         assert _exec(client, "echo hi there") == (b"hi there\n", 0)
@@ -360,6 +360,9 @@ def test_strict_transport_reports_message_order_error(host_keys):
             pass
     ignore = Message().add_byte(c.cMSG_IGNORE).add_string(b"x").asbytes()
     csock.send(cli.codec.encode(ignore))
+    deadline = time.monotonic() + 5
+    while srv.ident is None and time.monotonic() < deadline:  # the reader may not be up yet
+        time.sleep(0.01)
     srv.join(5)
     assert not srv.is_alive()
     assert isinstance(srv.get_exception(), paramiko.MessageOrderError)
@@ -400,3 +403,65 @@ def test_no_common_cipher_names_both_lists(host_keys):
     with pytest.raises(paramiko.IncompatiblePeer) as info:
         make_pair(host_keys["ed25519"], client_setup=a, server_setup=b, timeout=5)
     assert "aes128-ctr" in str(info.value) and "aes256-gcm@openssh.com" in str(info.value)
+
+
+def test_rekey_after_byte_limit_in_both_directions(host_keys):
+    client, server_t, _ = _authed_pair(host_keys["ed25519"])
+    try:
+        client.set_rekey_limits(bytes_=1 << 20)
+        out, status = _exec(client, "emit 6000000 0")  # inbound bytes drive the rekeys
+        assert status == 0 and out == b"o" * 6000000
+        inbound_rekeys = client._core.kex_count - 1
+        assert inbound_rekeys >= 3
+        chan = client.open_session()
+        chan.settimeout(20)
+        chan.exec_command("cat")
+        chan.sendall(b"i" * 3000000)  # outbound bytes too
+        chan.shutdown_write()
+        got = b""
+        while True:
+            d = chan.recv(1 << 20)
+            if not d:
+                break
+            got += d
+        assert got == b"i" * 3000000
+        assert client._core.kex_count - 1 >= inbound_rekeys + 2
+    finally:
+        client.close()
+        server_t.close()
+
+
+def test_rekey_after_time_limit(host_keys):
+    client, server_t, _ = _authed_pair(host_keys["ed25519"])
+    try:
+        client.set_rekey_limits(interval=0.3)
+        deadline = time.monotonic() + 5
+        while client._core.kex_count < 3 and time.monotonic() < deadline:
+            assert _exec(client, "echo tick") == (b"tick\n", 0)
+            time.sleep(0.1)
+        assert client._core.kex_count >= 3
+    finally:
+        client.close()
+        server_t.close()
+
+
+def test_malformed_connection_messages_raise_only_ssh_exceptions(host_keys):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    client, server_t, _ = _authed_pair(host_keys["ed25519"])
+    try:
+        @settings(max_examples=300, deadline=None,
+                  suppress_health_check=[HealthCheck.function_scoped_fixture])
+        @given(ptype=st.integers(80, 127), body=st.binary(max_size=40))
+        def feed(ptype, body):
+            try:
+                client._on_packet(ptype, bytes([ptype]) + body)
+            except paramiko.SSHException:
+                pass
+
+        feed()
+        assert client.is_active()
+    finally:
+        client.close()
+        server_t.close()

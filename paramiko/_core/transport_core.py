@@ -445,6 +445,10 @@ class TransportCore:
             if payload is None:
                 break
             self._handle_packet(payload, events)
+        if (self._local_kexinit is None and self.kex_count and not self.closed
+                and (self.codec.in_bytes >= self.rekey_bytes
+                     or self.codec.in_packets >= self.rekey_packets)):
+            self.start_rekey()
         return events
 
     def _read_version(self, events: list) -> bool:
