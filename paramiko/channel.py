@@ -101,6 +101,11 @@ class Channel(ClosingContextManager):
         self._session_started = False
         self._forward_agent_handler: Optional[Callable] = None
         self._x11_handler: Optional[Callable] = None
+        # Push mode (a Transport riding on this channel): arriving bytes go straight to the
+        # sink on the reader thread instead of a buffer and a second thread. The sink lock
+        # keeps deliveries in order across the switch from buffering to pushing.
+        self._sink: Optional[Callable[[Optional[bytes]], None]] = None
+        self._sink_lock = threading.Lock()
 
     def __repr__(self) -> str:
         if self.closed:
@@ -289,6 +294,28 @@ class Channel(ClosingContextManager):
     def _handle_extended_data(self, code: int, data: BytesLike) -> None:
         self._receive(data, None if code != SSH_EXTENDED_DATA_STDERR else True)
 
+    def _set_data_sink(self, sink: Optional[Callable[[Optional[bytes]], None]]) -> None:
+        """Deliver stdout bytes to ``sink(data)`` (``sink(None)`` at EOF) from now on.
+
+        Bytes already buffered are handed over first, in order.
+        """
+        with self._sink_lock:
+            with self._lock:
+                backlog = self._stdout.take(len(self._stdout)) if len(self._stdout) else b""
+                self._sink = sink
+                ended = self._state.eof_received or self._dead
+            if sink is not None:
+                if backlog:
+                    sink(bytes(backlog))
+                if ended:
+                    sink(None)
+
+    def _push_eof(self) -> None:
+        sink = self._sink
+        if sink is not None:
+            with self._sink_lock:
+                sink(None)
+
     def _receive(self, data: BytesLike, stderr: Optional[bool]) -> None:
         """Buffer arriving data (``stderr`` None: an unknown stream, dropped)."""
         n = len(data)
@@ -297,7 +324,10 @@ class Channel(ClosingContextManager):
             accepted = st.accept_inbound(n)
             if accepted < n:
                 data = data[:accepted]
-            if stderr is not None and accepted and not (
+            sink = self._sink if stderr is False else None
+            if sink is not None and accepted and not (self.closed or st.eof_received):
+                pass  # delivered below, outside the channel lock
+            elif stderr is not None and accepted and not (
                     self.closed or self._read_shutdown or st.eof_received):
                 buf = self._stderr if stderr and not self.combine_stderr else self._stdout
                 buf.append(data)
@@ -307,6 +337,9 @@ class Channel(ClosingContextManager):
             adjust = st.window_adjust(max(len(self._stdout), len(self._stderr)))
             if adjust is not None and not self._begin_send_locked():
                 adjust = None
+        if sink is not None and accepted:
+            with self._sink_lock:
+                sink(data)
         if accepted < n:
             self._log(WARNING, f"peer exceeded the channel window; dropped {n - accepted} bytes")
         if adjust is not None:
@@ -323,6 +356,7 @@ class Channel(ClosingContextManager):
             self._in_cv.notify_all()
             if self._pipe is not None:
                 self._pipe.set_forever()
+        self._push_eof()
 
     def _handle_close(self) -> None:
         with self._lock:
@@ -343,6 +377,7 @@ class Channel(ClosingContextManager):
             self._flush_finals()
         if unlink:
             self.transport._unlink_channel(self.chanid)
+        self._push_eof()
 
     def _transport_closed(self, exc: Optional[BaseException] = None) -> None:
         with self._lock:
@@ -350,6 +385,7 @@ class Channel(ClosingContextManager):
             self._dead_exc = exc
             self._finals.clear()
             self._mark_closed_locked()
+        self._push_eof()
 
     def _handle_request_reply(self, ok: bool) -> None:
         with self._lock:

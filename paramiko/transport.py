@@ -41,6 +41,10 @@ _TICK = 0.2
 COMPRESSIONS = ("none", "zlib@openssh.com", "zlib")
 
 _active_transports: weakref.WeakSet[Transport] = weakref.WeakSet()
+# Set while a reader thread pushes bytes into a nested transport (see Transport._on_sock_data):
+# code running there must never block on a write, because the write may need a window
+# adjust that only that very reader thread can deliver.
+_sink_context = threading.local()
 
 
 def _peer_text(sock) -> str:
@@ -192,6 +196,11 @@ class Transport(threading.Thread, ClosingContextManager):
         self.use_compression_flag = False
 
         self._core: Optional[tc.TransportCore] = None
+        self._push = False  # True when riding on one of our Channels (push mode)
+        self._push_cv = threading.Condition()
+        self._push_wake = False
+        self._push_eof = False
+        self._push_error: Optional[BaseException] = None
         self._lock = threading.RLock()
         self._writing = False
         self._last_write = time.monotonic()
@@ -345,7 +354,12 @@ class Transport(threading.Thread, ClosingContextManager):
             claim = self._claim_writer()
         if claim:
             self._drain_safely()
+        # Riding on one of our own channels: let the outer reader push bytes straight in,
+        # saving a thread hand-off per chunk (this thread then only writes and keeps time).
+        self._push = callable(getattr(self.sock, "_set_data_sink", None))
         self.start()
+        if self._push:
+            self.sock._set_data_sink(self._on_sock_data)
 
     def start_client(self, event: Optional[threading.Event] = None,
                      timeout: Optional[float] = None) -> None:
@@ -456,13 +470,21 @@ class Transport(threading.Thread, ClosingContextManager):
 
     def _send_user_message(self, payload: bytes) -> None:
         """Send one payload (msg byte first) from any thread."""
+        defer = self._push and getattr(_sink_context, "depth", 0)
         with self._lock:
             if not self.active or self._core is None or self._core.closed:
                 raise self._not_active_error()
             self._core.send_payload(payload)
-            claim = self._claim_writer()
+            claim = not defer and self._claim_writer()
         if claim:
             self._drain()
+        elif defer:
+            self._wake_push_thread()
+
+    def _wake_push_thread(self) -> None:
+        with self._push_cv:
+            self._push_wake = True
+            self._push_cv.notify()
 
     _send_message = _send_user_message
 
@@ -485,7 +507,57 @@ class Transport(threading.Thread, ClosingContextManager):
         finally:
             self._shutdown(exc)
 
+    def _on_sock_data(self, data: Optional[bytes]) -> None:
+        """Push mode: bytes (None at EOF) from the channel we ride on, on its reader thread.
+
+        Never raises and never writes: failures and pending output go to our own thread.
+        """
+        if data is None:
+            with self._push_cv:
+                self._push_eof = True
+                self._push_cv.notify()
+            return
+        if not self.active or self._push_error is not None:
+            return
+        _sink_context.depth = getattr(_sink_context, "depth", 0) + 1
+        try:
+            with self._lock:
+                events = self._core.receive_data(data)
+                if self.rekey_interval:
+                    self._core.tick(time.monotonic())
+                pending = self._core.has_output()
+            if events:
+                self._dispatch(events)
+        except BaseException as e:  # handed to our own thread, which shuts down
+            self._push_error = e
+            pending = True
+        finally:
+            _sink_context.depth -= 1
+        if pending:
+            self._wake_push_thread()
+
+    def _push_loop(self) -> None:
+        while self.active:
+            with self._push_cv:
+                if not (self._push_wake or self._push_eof or self._push_error):
+                    self._push_cv.wait(_TICK)
+                self._push_wake = False
+                eof = self._push_eof
+            if self._push_error is not None:
+                raise self._push_error
+            with self._lock:
+                claim = self._claim_writer()
+            if claim:
+                self._drain()
+            if eof:
+                if not self.active:
+                    return
+                raise self._eof_error("connection closed by the peer")
+            self._idle()
+
     def _reader_loop(self) -> None:
+        if self._push:
+            return self._push_loop()
         sock = self.sock
         core = self._core
         while self.active:
@@ -1215,6 +1287,7 @@ class Transport(threading.Thread, ClosingContextManager):
             self.sock.close()
         except Exception:
             pass
+        self._wake_push_thread()
         if self.is_alive() and threading.current_thread() is not self:
             self.join(10)
         if not self.is_alive() and self.ident is None:

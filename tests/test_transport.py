@@ -409,22 +409,23 @@ def test_rekey_after_byte_limit_in_both_directions(host_keys):
     client, server_t, _ = _authed_pair(host_keys["ed25519"])
     try:
         client.set_rekey_limits(bytes_=1 << 20)
-        out, status = _exec(client, "emit 6000000 0")  # inbound bytes drive the rekeys
-        assert status == 0 and out == b"o" * 6000000
+        # Inbound bytes drive the rekeys. Up to a window (2 MiB) may arrive while each
+        # exchange runs, so 20 MB guarantees at least 20 / (1 + 2 + 1) > 3 of them.
+        out, status = _exec(client, "emit 20000000 0")
+        assert status == 0 and out == b"o" * 20000000
         inbound_rekeys = client._core.kex_count - 1
         assert inbound_rekeys >= 3
         chan = client.open_session()
         chan.settimeout(20)
         chan.exec_command("cat")
-        chan.sendall(b"i" * 3000000)  # outbound bytes too
+        got = bytearray()
+        reader = threading.Thread(target=lambda: [got.extend(d) for d in iter(
+            lambda: chan.recv(1 << 20), b"")])
+        reader.start()
+        chan.sendall(b"i" * 12000000)  # outbound bytes too
         chan.shutdown_write()
-        got = b""
-        while True:
-            d = chan.recv(1 << 20)
-            if not d:
-                break
-            got += d
-        assert got == b"i" * 3000000
+        reader.join(20)
+        assert bytes(got) == b"i" * 12000000
         assert client._core.kex_count - 1 >= inbound_rekeys + 2
     finally:
         client.close()
@@ -465,3 +466,66 @@ def test_malformed_connection_messages_raise_only_ssh_exceptions(host_keys):
     finally:
         client.close()
         server_t.close()
+
+
+def _nested(host_keys):
+    """client -> gw (in-process) -direct-tcpip-> inner server riding on the gw's channel."""
+    outer, gw_t, gw = _authed_pair(host_keys["ed25519"])
+    holder = {}
+
+    def serve_inner():
+        chan = gw_t.accept(timeout=10)
+        srv = paramiko.Transport(chan)
+        srv.add_server_key(host_keys["ecdsa256"])
+        holder["srv"] = srv
+        srv.start_server(server=LoopServer())
+
+    t = threading.Thread(target=serve_inner, daemon=True)
+    t.start()
+    hop = outer.open_channel("direct-tcpip", ("db1", 22), ("127.0.0.1", 0), timeout=10)
+    inner = paramiko.Transport(hop)
+    inner.start_client(timeout=10)
+    inner.auth_password(USER, PASSWORD)
+    t.join(10)
+    return outer, gw_t, gw, inner, holder["srv"]
+
+
+def test_nested_transport_push_mode_both_sides(host_keys):
+    outer, gw_t, gw, inner, inner_srv = _nested(host_keys)
+    try:
+        assert inner._push and inner_srv._push  # both ride on one of our channels
+        assert gw.direct_tcpip == [("db1", 22)]
+        assert inner.get_remote_server_key().asbytes() == host_keys["ecdsa256"].asbytes()
+        out, status = _exec(inner, "emit 5000000 10")
+        assert status == 0 and out == b"o" * 5000000
+        inner.renegotiate_keys()
+        assert _exec(inner, "echo after rekey") == (b"after rekey\n", 0)
+    finally:
+        for t in (inner, inner_srv, outer, gw_t):
+            t.close()
+    assert not any(t.is_alive() for t in (inner, inner_srv, outer, gw_t))
+
+
+@pytest.mark.parametrize("order", ["outer-first", "inner-first"])
+def test_nested_close_in_any_order_never_hangs(host_keys, order):
+    outer, gw_t, _gw, inner, inner_srv = _nested(host_keys)
+    chan = inner.open_session()
+    chan.settimeout(10)
+    chan.exec_command("cat")
+    t0 = time.monotonic()
+    first, second = (outer, inner) if order == "outer-first" else (inner, outer)
+    first.close()
+    deadline = time.monotonic() + 5
+    while inner.is_active() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not inner.is_active()  # the inner session notices promptly
+    assert chan.recv(10) == b""  # its channel reads EOF instead of hanging
+    with pytest.raises(OSError):
+        chan.sendall(b"x" * 10)
+    second.close()
+    for t in (inner_srv, gw_t):
+        t.close()
+    assert time.monotonic() - t0 < 8
+    assert not any(t.is_alive() for t in (inner, inner_srv, outer, gw_t))
+    if order == "outer-first":
+        assert inner.get_exception() is not None and "closed" in str(inner.get_exception())

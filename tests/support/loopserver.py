@@ -26,6 +26,7 @@ class LoopServer(paramiko.ServerInterface):
     def __init__(self) -> None:
         self.threads = []
         self.port_forwards = []
+        self.direct_tcpip = []
 
     def get_allowed_auths(self, username):
         return "password,publickey"
@@ -43,6 +44,10 @@ class LoopServer(paramiko.ServerInterface):
         self.threads.append(t)
         t.start()
         return True
+
+    def check_channel_direct_tcpip_request(self, chanid, origin, destination):
+        self.direct_tcpip.append(destination)
+        return OPEN_SUCCEEDED if destination[1] == 22 else 2
 
     def check_port_forward_request(self, address, port):
         self.port_forwards.append((address, port))
