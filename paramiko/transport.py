@@ -1004,6 +1004,14 @@ class Transport(threading.Thread, ClosingContextManager):
 
     _accepting_forwarded = False
 
+    def _set_forward_agent_handler(self, handler: Optional[Callable]) -> None:
+        """Client side: ``handler(channel)`` runs (in its own thread) for each
+        ``auth-agent@openssh.com`` channel the server opens after agent forwarding."""
+        self._agent_handler = handler
+
+    def _set_x11_handler(self, handler: Optional[Callable]) -> None:
+        self._x11_handler = handler
+
     def accept(self, timeout: Optional[float] = None) -> Optional[Channel]:
         """Wait for the peer to open a channel to us; None on timeout or close."""
         deadline = None if timeout is None else time.monotonic() + timeout

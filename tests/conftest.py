@@ -12,6 +12,16 @@ from tests.testbed.sshd import pid_alive
 from tests.testbed.topology import build_topology, leftovers
 
 
+def _user_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
 @pytest.fixture
 def mem_socket_pair():
     """``(client_end, server_end)`` of an in-memory socket pair (no ``fileno``)."""
@@ -43,6 +53,20 @@ def testbed(tmp_path_factory, keystore, openssh_tools):
     topo.teardown()
 
 
+@pytest.fixture(scope="session")
+def auth_bed(tmp_path_factory, keystore, openssh_tools):
+    """sshd on 127.0.0.1 with password/keyboard-interactive (PAM) for a session user, user
+    certificates and a host certificate (needs root to create the user)."""
+    import os
+
+    from tests.testbed.authbed import AuthBed
+
+    require(os.geteuid() == 0, "the auth test bed creates a system user: needs root")
+    bed = AuthBed(tmp_path_factory.mktemp("authbed"), keystore, openssh_tools).start()
+    yield bed
+    bed.teardown()
+
+
 @pytest.fixture
 def isolated_testbed(testbed):
     """The topology, only if the targets really are unreachable except through the gateway."""
@@ -56,9 +80,11 @@ def pytest_sessionfinish(session, exitstatus):
     """Fail the run if anything the bed created is still there once fixtures are torn down."""
     snap = registry.snapshot()
     alive = [f"pid {pid} ({what})" for pid, what in snap["pids"] if pid_alive(pid)]
-    if not (snap["namespaces"] or snap["links"] or snap["routes"] or alive):
+    users = [f"user {u}" for u in snap["users"] if _user_exists(u)]
+    if not (snap["namespaces"] or snap["links"] or snap["routes"] or alive or users):
         return
-    left = alive + leftovers(snap["namespaces"], snap["links"], [r for _, r in snap["routes"]])
+    left = alive + users + leftovers(snap["namespaces"], snap["links"],
+                                     [r for _, r in snap["routes"]])
     if left:
         tr = session.config.pluginmanager.get_plugin("terminalreporter")
         msg = "test bed left behind: " + ", ".join(left)

@@ -10,6 +10,7 @@ _pids: Dict[int, str] = {}
 _namespaces: List[str] = []
 _links: List[str] = []
 _routes: List[Tuple[str, str]] = []  # (namespace or "", route spec)
+_users: List[str] = []
 
 
 def record_pid(pid: int, what: str) -> None:
@@ -32,6 +33,11 @@ def record_route(spec: str) -> None:
         _routes.append(("", spec))
 
 
+def record_user(name: str) -> None:
+    with _lock:
+        _users.append(name)
+
+
 def snapshot() -> Dict[str, list]:
     with _lock:
         return {
@@ -39,4 +45,5 @@ def snapshot() -> Dict[str, list]:
             "namespaces": list(_namespaces),
             "links": list(_links),
             "routes": list(_routes),
+            "users": list(_users),
         }

@@ -87,7 +87,8 @@ class Sshd:
     def __init__(self, name: str, workdir: Path, sshd_path: str, sftp_server: str,
                  host_keys: Dict[str, Path], authorized_keys: Path,
                  listen: Sequence[Tuple[str, int]], netns: Optional[str] = None,
-                 extra_config: Sequence[str] = ()) -> None:
+                 extra_config: Sequence[str] = (),
+                 overrides: Optional[Dict[str, str]] = None) -> None:
         self.name = name
         self.workdir = workdir
         self.sshd_path = sshd_path
@@ -97,6 +98,8 @@ class Sshd:
         self.listen = list(listen)
         self.netns = netns
         self.extra_config = list(extra_config)
+        # sshd takes the first value of most keywords, so defaults are replaced, not appended.
+        self.overrides = {k.lower(): v for k, v in (overrides or {}).items()}
         self.config_path = workdir / "sshd_config"
         self.pid_path = workdir / "sshd.pid"
         self.log_path = workdir / "sshd.log"
@@ -129,8 +132,17 @@ class Sshd:
             "LogLevel VERBOSE",
             f"Subsystem sftp {self.sftp_server}",
         ]
-        lines += self.extra_config
-        return "\n".join(lines) + "\n"
+        out = []
+        pending = dict(self.overrides)
+        for line in lines:
+            key = line.split(" ", 1)[0].lower()
+            if key in pending:
+                out.append(f"{line.split(' ', 1)[0]} {pending.pop(key)}")
+            else:
+                out.append(line)
+        out += [f"{k} {v}" for k, v in pending.items()]
+        out += self.extra_config
+        return "\n".join(out) + "\n"
 
     @property
     def command(self) -> List[str]:
