@@ -101,11 +101,13 @@ class ExecServer:
     """Accepts SSH connections on ``host:port`` and serves exec requests until :meth:`stop`."""
 
     def __init__(self, host_keys: Sequence[str], authorized_key: str, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, policy_factory=None) -> None:
         self.host_keys: List[paramiko.PKey] = [load_private_key(p) for p in host_keys]
         self.authorized_blob = read_authorized_blob(authorized_key)
         self.host = host
         self.port = port
+        # policy_factory(server, conn) -> ServerInterface; defaults to publickey-only.
+        self.policy_factory = policy_factory or _Policy
         self._listener: Optional[socket.socket] = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -192,7 +194,7 @@ class ExecServer:
             # Offer zlib too (the client decides: OpenSSH asks for it only with Compression=yes).
             tr.use_compression(True)
             try:
-                tr.start_server(server=_Policy(self, conn))
+                tr.start_server(server=self.policy_factory(self, conn))
             except Exception as e:  # noqa: BLE001 - a failed handshake ends this connection
                 self.errors.append(f"handshake from {peer}: {e!r}")
                 return
