@@ -765,9 +765,11 @@ class AuthHandler:
             self._log(INFO, f"auth: unusable public key from {username!r} "
                             f"({type(e).__name__}: {e})")
             return AUTH_FAILED
-        if algorithm not in _algorithms_for_key_type(key.get_name()):
+        # A certificate blob gives the certified key with the certificate as its public_blob.
+        key_type = key.public_blob.key_type if key.public_blob is not None else key.get_name()
+        if algorithm not in _algorithms_for_key_type(key_type):
             self._log(INFO, f"auth: algorithm {algorithm!r} does not fit a "
-                            f"{key.get_name()} key")
+                            f"{key_type} key")
             return AUTH_FAILED
         preferred = getattr(self.transport, "preferred_pubkeys", None)
         if isinstance(preferred, (list, tuple)) and _base_algorithm(algorithm) not in preferred:

@@ -448,7 +448,8 @@ def test_registry_shape():
     assert hostkey.DEFAULT_HOSTKEY_ORDER == (
         "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
         "rsa-sha2-512", "rsa-sha2-256")
-    assert set(hostkey.HOSTKEY_ALGORITHMS) == set(hostkey.DEFAULT_HOSTKEY_ORDER) | {"ssh-rsa"}
+    assert set(hostkey.HOSTKEY_ALGORITHMS) == (set(hostkey.DEFAULT_HOSTKEY_ORDER) | {"ssh-rsa"}
+                                               | set(hostkey.CERT_HOSTKEY_ORDER))
     cls, key_type, sig_alg = hostkey.HOSTKEY_ALGORITHMS["rsa-sha2-256"]
     assert (cls, key_type, sig_alg) == (RSAKey, "ssh-rsa", "rsa-sha2-256")
     assert hostkey.algorithms_for_key(RSAKey.generate(1024)) == [

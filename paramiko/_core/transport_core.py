@@ -264,7 +264,8 @@ class TransportCore:
                 if self.strict_kex_wanted:
                     kex.append(STRICT_KEX_CLIENT)
         if self.is_server:
-            key_types = [a for a in prefs.key_types if self._server_key_for(a) is not None]
+            key_types = hostkey_registry.server_algorithms(prefs.key_types,
+                                                           self.server_keys.values())
             kex = [k for k in kex if k != "diffie-hellman-group-exchange-sha256" or self.moduli]
         else:
             key_types = list(prefs.key_types)
@@ -343,7 +344,9 @@ class TransportCore:
         client_version, server_version = (
             (self.remote_version, self.local_version) if self.is_server
             else (self.local_version, self.remote_version))
-        host_key = self._server_key_for(neg.host_key) if self.is_server else None
+        host_key = (hostkey_registry.kex_host_key(neg.host_key,
+                                                  self._server_key_for(neg.host_key))
+                    if self.is_server else None)
         ctx = kex_registry.KexContext(
             is_server=self.is_server,
             client_version=client_version.encode("utf-8"),
@@ -364,8 +367,12 @@ class TransportCore:
         result = kex.result
         neg = self.negotiated
         if not self.is_server:
-            ok = hostkey_registry.verify_signature(neg.host_key, result.host_key_blob,
-                                                   result.H, result.signature)
+            try:
+                ok = hostkey_registry.verify_signature(neg.host_key, result.host_key_blob,
+                                                       result.H, result.signature)
+            except SSHException as err:  # unusable host key or certificate
+                err.phase, err.peer = "hostkey", self.peer_name
+                raise
             if not ok:
                 err = SSHException(
                     f"host key signature from {self.peer_name} does not verify "
