@@ -596,22 +596,23 @@ class Channel(ClosingContextManager):
             auth_protocol = "MIT-MAGIC-COOKIE-1"
         if auth_cookie is None:
             auth_cookie = os.urandom(16).hex().encode("ascii")
-        self._request("x11-req", lambda: self._state.x11_request(
-            single_connection, auth_protocol, auth_cookie, screen_number))
+        # Handlers go in first: the server may open its channel as soon as it has the request.
         self._x11_handler = handler
         setter = getattr(self.transport, "_set_x11_handler", None)
         if setter is not None:
             setter(handler)
+        self._request("x11-req", lambda: self._state.x11_request(
+            single_connection, auth_protocol, auth_cookie, screen_number))
         return auth_cookie
 
     def request_forward_agent(self, handler: Callable) -> bool:
         """Ask the server to forward agent connections; ``handler`` serves them."""
-        self._request("auth-agent-req@openssh.com",
-                      lambda: self._state.forward_agent_request(False), want_reply=False)
         self._forward_agent_handler = handler
         setter = getattr(self.transport, "_set_forward_agent_handler", None)
         if setter is not None:
             setter(handler)
+        self._request("auth-agent-req@openssh.com",
+                      lambda: self._state.forward_agent_request(False), want_reply=False)
         return True
 
     # -- exit status -------------------------------------------------------------------
