@@ -1,12 +1,32 @@
 """SSH-2 library with Paramiko's public API (part of the ``fabric-gateway`` distribution).
 
-See README.rst for what exists today; names that arrive with later work (SSHClient, HostKeys,
-SSHConfig, ProxyCommand, SFTP, Agent) are not exported yet.
+See README.rst for what exists today; names that arrive with later work (SSHConfig,
+ProxyCommand, SFTP) are not exported yet.
 """
 
 from paramiko._version import __version__, __version_info__
+from paramiko.agent import Agent, AgentKey
 from paramiko.auth_handler import AuthHandler
+from paramiko.auth_strategy import (
+    AuthFailure,
+    AuthResult,
+    AuthSource,
+    AuthStrategy,
+    InMemoryPrivateKey,
+    NoneAuth,
+    OnDiskPrivateKey,
+    Password,
+    PrivateKey,
+    SourceResult,
+)
 from paramiko.channel import Channel, ChannelFile, ChannelStderrFile, ChannelStdinFile
+from paramiko.client import (
+    AutoAddPolicy,
+    MissingHostKeyPolicy,
+    RejectPolicy,
+    SSHClient,
+    WarningPolicy,
+)
 from paramiko.common import (
     AUTH_FAILED,
     AUTH_PARTIALLY_SUCCESSFUL,
@@ -21,6 +41,7 @@ from paramiko.common import (
 from paramiko.ecdsakey import ECDSAKey
 from paramiko.ed25519key import Ed25519Key
 from paramiko.file import BufferedFile
+from paramiko.hostkeys import HostKeys
 from paramiko.message import Message
 from paramiko.pkey import PKey, PublicBlob, UnknownKeyType
 from paramiko.rsakey import RSAKey
@@ -46,8 +67,15 @@ __all__ = [
     "AUTH_FAILED",
     "AUTH_PARTIALLY_SUCCESSFUL",
     "AUTH_SUCCESSFUL",
+    "Agent",
+    "AgentKey",
+    "AuthFailure",
     "AuthHandler",
+    "AuthResult",
+    "AuthSource",
+    "AuthStrategy",
     "AuthenticationException",
+    "AutoAddPolicy",
     "BadAuthenticationType",
     "BadHostKeyException",
     "BufferedFile",
@@ -60,27 +88,38 @@ __all__ = [
     "CouldNotCanonicalize",
     "ECDSAKey",
     "Ed25519Key",
+    "HostKeys",
+    "InMemoryPrivateKey",
     "IncompatiblePeer",
     "InteractiveQuery",
     "Message",
     "MessageOrderError",
+    "MissingHostKeyPolicy",
+    "NoneAuth",
     "OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED",
     "OPEN_FAILED_CONNECT_FAILED",
     "OPEN_FAILED_RESOURCE_SHORTAGE",
     "OPEN_FAILED_UNKNOWN_CHANNEL_TYPE",
     "OPEN_SUCCEEDED",
+    "OnDiskPrivateKey",
     "PKey",
+    "Password",
     "PasswordRequiredException",
+    "PrivateKey",
     "ProxyCommandFailure",
     "PublicBlob",
     "RSAKey",
+    "RejectPolicy",
+    "SSHClient",
     "SSHException",
     "SecurityOptions",
     "ServerInterface",
     "ServiceRequestingTransport",
+    "SourceResult",
     "SubsystemHandler",
     "Transport",
     "UnknownKeyType",
+    "WarningPolicy",
     "__version__",
     "__version_info__",
     "io_sleep",
