@@ -55,6 +55,24 @@ def _peer_text(sock) -> str:
         return "unknown peer"
 
 
+def _option(attr: str, registry: Callable[[], Any], doc: str) -> property:
+    """A SecurityOptions property over ``Transport.<attr>``, validated against a registry."""
+
+    def get(self: SecurityOptions) -> Tuple[str, ...]:
+        return getattr(self._transport, attr)
+
+    def put(self: SecurityOptions, value) -> None:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise TypeError("expected a tuple or list of algorithm names")
+        known = registry()
+        unknown = [v for v in value if v not in known]
+        if unknown:
+            raise ValueError(f"unknown algorithm(s): {', '.join(unknown)}")
+        setattr(self._transport, attr, tuple(value))
+
+    return property(get, put, doc=doc)
+
+
 class SecurityOptions:
     """Read and change the algorithms a transport offers (Paramiko's API).
 
@@ -69,53 +87,14 @@ class SecurityOptions:
     def __repr__(self) -> str:
         return f"<paramiko.SecurityOptions for {self._transport!r}>"
 
-    def _set(self, attr: str, known, value) -> None:
-        if isinstance(value, str) or not isinstance(value, (list, tuple)):
-            raise TypeError("expected a tuple or list of algorithm names")
-        unknown = [v for v in value if v not in known]
-        if unknown:
-            raise ValueError(f"unknown algorithm(s): {', '.join(unknown)}")
-        setattr(self._transport, attr, tuple(value))
-
-    @property
-    def ciphers(self) -> Tuple[str, ...]:
-        return self._transport._preferred_ciphers
-
-    @ciphers.setter
-    def ciphers(self, x) -> None:
-        self._set("_preferred_ciphers", CIPHERS, x)
-
-    @property
-    def digests(self) -> Tuple[str, ...]:
-        return self._transport._preferred_macs
-
-    @digests.setter
-    def digests(self, x) -> None:
-        self._set("_preferred_macs", MACS, x)
-
-    @property
-    def key_types(self) -> Tuple[str, ...]:
-        return self._transport._preferred_keys
-
-    @key_types.setter
-    def key_types(self, x) -> None:
-        self._set("_preferred_keys", hostkey_registry.HOSTKEY_ALGORITHMS, x)
-
-    @property
-    def kex(self) -> Tuple[str, ...]:
-        return self._transport._preferred_kex
-
-    @kex.setter
-    def kex(self, x) -> None:
-        self._set("_preferred_kex", kex_registry.KEX_ALGORITHMS, x)
-
-    @property
-    def compression(self) -> Tuple[str, ...]:
-        return self._transport._preferred_compression
-
-    @compression.setter
-    def compression(self, x) -> None:
-        self._set("_preferred_compression", COMPRESSIONS, x)
+    ciphers = _option("_preferred_ciphers", lambda: CIPHERS, "Ciphers, in preference order.")
+    digests = _option("_preferred_macs", lambda: MACS, "MACs, in preference order.")
+    key_types = _option("_preferred_keys", lambda: hostkey_registry.HOSTKEY_ALGORITHMS,
+                        "Host key algorithms, in preference order.")
+    kex = _option("_preferred_kex", lambda: kex_registry.KEX_ALGORITHMS,
+                  "Key exchange algorithms, in preference order.")
+    compression = _option("_preferred_compression", lambda: COMPRESSIONS,
+                          "Compression methods, in preference order.")
 
 
 class Transport(threading.Thread, ClosingContextManager):
@@ -247,34 +226,22 @@ class Transport(threading.Thread, ClosingContextManager):
         return f"<paramiko.Transport at {hex(id(self))} ({state})>"
 
     # -- algorithm preferences -------------------------------------------------------------
-    def _filter(self, kind: str, names: Sequence[str]) -> Tuple[str, ...]:
-        disabled = set(self.disabled_algorithms.get(kind, ()))
-        return tuple(n for n in names if n not in disabled)
+    def _offered(kind: str, attr: str, usable: Callable[[str], bool] = lambda name: True):
+        """``preferred_<kind>``: the configured order minus disabled_algorithms[kind]."""
 
-    @property
-    def preferred_ciphers(self) -> Tuple[str, ...]:
-        return self._filter("ciphers", self._preferred_ciphers)
+        def get(self: Transport) -> Tuple[str, ...]:
+            disabled = set(self.disabled_algorithms.get(kind, ()))
+            return tuple(n for n in getattr(self, attr) if n not in disabled and usable(n))
 
-    @property
-    def preferred_macs(self) -> Tuple[str, ...]:
-        return self._filter("macs", self._preferred_macs)
+        return property(get)
 
-    @property
-    def preferred_keys(self) -> Tuple[str, ...]:
-        return self._filter("keys", self._preferred_keys)
-
-    @property
-    def preferred_pubkeys(self) -> Tuple[str, ...]:
-        return self._filter("pubkeys", self._preferred_pubkeys)
-
-    @property
-    def preferred_kex(self) -> Tuple[str, ...]:
-        return self._filter("kex", [k for k in self._preferred_kex
-                                    if kex_registry.kex_available(k)])
-
-    @property
-    def preferred_compression(self) -> Tuple[str, ...]:
-        return self._filter("compression", self._preferred_compression)
+    preferred_ciphers = _offered("ciphers", "_preferred_ciphers")
+    preferred_macs = _offered("macs", "_preferred_macs")
+    preferred_keys = _offered("keys", "_preferred_keys")
+    preferred_pubkeys = _offered("pubkeys", "_preferred_pubkeys")
+    preferred_kex = _offered("kex", "_preferred_kex", kex_registry.kex_available)
+    preferred_compression = _offered("compression", "_preferred_compression")
+    del _offered
 
     def _preferences(self) -> tc.Preferences:
         return tc.Preferences(kex=self.preferred_kex, key_types=self.preferred_keys,
