@@ -1,7 +1,7 @@
 """SSH-2 library with Paramiko's public API (part of the ``fabric-gateway`` distribution).
 
-See README.rst for what exists today; names that arrive with later work (SSHConfig,
-ProxyCommand, SFTP) are not exported yet.
+See README.rst for what exists today; names that arrive with later work (SSHConfig, SFTP)
+are not exported yet.
 """
 
 from paramiko._version import __version__, __version_info__
@@ -44,6 +44,7 @@ from paramiko.file import BufferedFile
 from paramiko.hostkeys import HostKeys
 from paramiko.message import Message
 from paramiko.pkey import PKey, PublicBlob, UnknownKeyType
+from paramiko.proxy import ProxyCommand
 from paramiko.rsakey import RSAKey
 from paramiko.server import InteractiveQuery, ServerInterface, SubsystemHandler
 from paramiko.ssh_exception import (
@@ -103,6 +104,7 @@ __all__ = [
     "OPEN_SUCCEEDED",
     "OnDiskPrivateKey",
     "PKey",
+    "ProxyCommand",
     "Password",
     "PasswordRequiredException",
     "PrivateKey",

@@ -471,6 +471,8 @@ class Transport(threading.Thread, ClosingContextManager):
             self._reader_loop()
         except BaseException as e:  # report every failure, then close everything down
             exc = e
+            if isinstance(e, SSHException) and e.phase is None:
+                e.phase, e.peer = self._phase(), self.peer_name
         finally:
             self._shutdown(exc)
 
