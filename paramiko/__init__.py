@@ -1,9 +1,9 @@
 """SSH-2 library with Paramiko's public API (part of the ``fabric-gateway`` distribution).
 
-See README.rst for what exists today; names that arrive with later work (SSHConfig, SFTP)
-are not exported yet.
+See README.rst for what exists today; SFTP arrives with later work and is not exported yet.
 """
 
+from paramiko import route
 from paramiko._version import __version__, __version_info__
 from paramiko.agent import Agent, AgentKey
 from paramiko.auth_handler import AuthHandler
@@ -38,6 +38,7 @@ from paramiko.common import (
     OPEN_SUCCEEDED,
     io_sleep,
 )
+from paramiko.config import SSHConfig, SSHConfigDict
 from paramiko.ecdsakey import ECDSAKey
 from paramiko.ed25519key import Ed25519Key
 from paramiko.file import BufferedFile
@@ -45,6 +46,17 @@ from paramiko.hostkeys import HostKeys
 from paramiko.message import Message
 from paramiko.pkey import PKey, PublicBlob, UnknownKeyType
 from paramiko.proxy import ProxyCommand
+from paramiko.route import (
+    Hop,
+    Route,
+    RouteAuthenticationError,
+    RouteChannelError,
+    RouteError,
+    RouteHostKeyError,
+    connect_route,
+    jump_chain,
+    resolve_route,
+)
 from paramiko.rsakey import RSAKey
 from paramiko.server import InteractiveQuery, ServerInterface, SubsystemHandler
 from paramiko.ssh_exception import (
@@ -89,6 +101,7 @@ __all__ = [
     "CouldNotCanonicalize",
     "ECDSAKey",
     "Ed25519Key",
+    "Hop",
     "HostKeys",
     "InMemoryPrivateKey",
     "IncompatiblePeer",
@@ -104,15 +117,22 @@ __all__ = [
     "OPEN_SUCCEEDED",
     "OnDiskPrivateKey",
     "PKey",
-    "ProxyCommand",
     "Password",
     "PasswordRequiredException",
     "PrivateKey",
+    "ProxyCommand",
     "ProxyCommandFailure",
     "PublicBlob",
     "RSAKey",
     "RejectPolicy",
+    "Route",
+    "RouteAuthenticationError",
+    "RouteChannelError",
+    "RouteError",
+    "RouteHostKeyError",
     "SSHClient",
+    "SSHConfig",
+    "SSHConfigDict",
     "SSHException",
     "SecurityOptions",
     "ServerInterface",
@@ -124,6 +144,10 @@ __all__ = [
     "WarningPolicy",
     "__version__",
     "__version_info__",
+    "connect_route",
     "io_sleep",
+    "jump_chain",
     "key_classes",
+    "resolve_route",
+    "route",
 ]

@@ -21,7 +21,7 @@ import os
 import socket
 import sys
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from paramiko.channel import Channel, ChannelFile, ChannelStderrFile, ChannelStdinFile
 from paramiko.common import DEBUG, INFO
@@ -36,6 +36,9 @@ from paramiko.ssh_exception import (
 )
 from paramiko.transport import Transport
 from paramiko.util import ClosingContextManager, get_logger
+
+if TYPE_CHECKING:
+    from paramiko.route import Route
 
 __all__ = [
     "AutoAddPolicy",
@@ -198,6 +201,9 @@ class SSHClient(ClosingContextManager):
         self._policy: MissingHostKeyPolicy = RejectPolicy()
         self._transport: Any = None
         self._agent: Any = None
+        # Gateways opened by connect_via_config / paramiko.route.connect_route (closed after
+        # the target in close()).
+        self._jump_chain: Any = None
 
     # -- host keys --------------------------------------------------------------------------
     def load_system_host_keys(self, filename: Optional[str] = None) -> None:
@@ -312,6 +318,48 @@ class SSHClient(ClosingContextManager):
                 except Exception:
                     pass
             raise
+
+    def connect_via_config(
+        self,
+        hostname: str,
+        config: Any = None,
+        *,
+        username: Optional[str] = None,
+        port: Optional[int] = None,
+        proxy_jump: Optional[str] = None,
+        proxy_command: Optional[str] = None,
+        **options: Any,
+    ) -> Route:
+        """Connect the way OpenSSH's ``ssh hostname`` would with ``config``.
+
+        ``config`` is an ``SSHConfig``, a path to an ssh_config file, or None for
+        ``~/.ssh/config`` when it is readable (otherwise no config at all). The host's stanza
+        supplies HostName, Port, User, IdentityFile, IdentitiesOnly, CertificateFile,
+        UserKnownHostsFile, StrictHostKeyChecking, HostKeyAlias, ConnectTimeout,
+        ServerAliveInterval and its ProxyJump or ProxyCommand; every jump host is connected
+        with its own stanza's settings (see :mod:`paramiko.route`).
+
+        ``username``/``port`` apply to the target only (like ``ssh -l``/``-p``);
+        ``proxy_jump`` (like ``-J``, ``"none"`` for direct) or ``proxy_command`` replace what
+        the config says for the target. Other keyword options go to
+        :func:`paramiko.route.connect_route`: ``timeout``, ``channel_timeout``,
+        ``banner_timeout``, ``auth_timeout``, ``password``/``pkey``/``key_filename`` (target
+        only), ``passphrase``, ``allow_agent``, ``look_for_keys``, ``disabled_algorithms``,
+        ``missing_host_key_policy`` (else StrictHostKeyChecking decides, for this call only)
+        and ``hop_connector`` (reuse gateway clients you hold).
+
+        Existing known_hosts files named by the config are loaded as system host keys. Returns
+        the resolved :class:`paramiko.route.Route`. Raises
+        :class:`paramiko.route.RouteError` naming the failing hop and phase. :meth:`close`
+        closes the target, then the gateways this call opened, last first.
+        """
+        from paramiko import route as _route
+
+        cfg = _route.load_config(config)
+        resolved = _route.resolve_route(hostname, cfg, user=username, port=port,
+                                        proxy_jump=proxy_jump, proxy_command=proxy_command)
+        _route.connect_route(resolved, client=self, **options)
+        return resolved
 
     def _open_socket(self, hostname: str, port: int, timeout: Optional[float]) -> Any:
         """TCP-connect to the first address of ``hostname`` that accepts, TCP_NODELAY set."""
@@ -778,10 +826,14 @@ class SSHClient(ClosingContextManager):
         return self._transport
 
     def close(self) -> None:
-        """Close the transport (and every channel) and the agent connection."""
+        """Close the transport (and every channel), then any gateways that
+        :meth:`connect_via_config` opened (last first), and the agent connection."""
         t, self._transport = self._transport, None
         if t is not None:
             t.close()
+        chain, self._jump_chain = getattr(self, "_jump_chain", None), None
+        if chain is not None:
+            chain.close_gateways()
         agent, self._agent = self._agent, None
         if agent is not None:
             try:

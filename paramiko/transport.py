@@ -193,6 +193,12 @@ class Transport(threading.Thread, ClosingContextManager):
         self._x11_handler: Optional[Callable] = None
         self._agent_handler: Optional[Callable] = None
         self.keepalive_interval = 0
+        # OpenSSH's ServerAliveInterval/CountMax: probe a silent peer, give up after N misses.
+        self.server_alive_interval = 0.0
+        self.server_alive_count_max = 3
+        self._alive_outstanding = 0
+        self._last_alive_probe = 0.0
+        self._last_read = time.monotonic()
         self.rekey_bytes = 1 << 30
         self.rekey_packets = 1 << 28
         self.rekey_interval: Optional[float] = None
@@ -488,6 +494,8 @@ class Transport(threading.Thread, ClosingContextManager):
             return
         if not self.active or self._push_error is not None:
             return
+        self._last_read = time.monotonic()
+        self._alive_outstanding = 0
         _sink_context.depth = getattr(_sink_context, "depth", 0) + 1
         try:
             with self._lock:
@@ -553,6 +561,8 @@ class Transport(threading.Thread, ClosingContextManager):
                 if not self.active:
                     return
                 raise self._eof_error("connection closed by the peer")
+            self._last_read = time.monotonic()
+            self._alive_outstanding = 0
             with self._lock:
                 events = core.receive_data(data)
                 if self.rekey_interval:
@@ -595,6 +605,23 @@ class Transport(threading.Thread, ClosingContextManager):
                 and now - self._last_write >= self.keepalive_interval):
             self._last_write = now
             self.global_request("keepalive@lag.net", wait=False)
+        interval = self.server_alive_interval
+        if (interval and core.kex_count and now - self._last_read >= interval
+                and now - self._last_alive_probe >= interval):
+            if self._alive_outstanding >= self.server_alive_count_max:
+                err = SSHException(
+                    f"{self.peer_name} did not answer {self._alive_outstanding} keepalive "
+                    f"probes {interval:g}s apart (ServerAliveCountMax); connection dead")
+                err.phase, err.peer = "transport", self.peer_name
+                raise err
+            self._last_alive_probe = now
+            self._alive_outstanding += 1
+            probe = Message().add_byte(c.cMSG_GLOBAL_REQUEST)
+            probe.add_string("keepalive@openssh.com").add_boolean(True)
+            with self._lock:
+                # Its reply (success or failure) is consumed in order like any other.
+                self._global_waiters.append([threading.Event(), None])
+            self._send_user_message(probe.asbytes())
 
     def _fail(self, exc: BaseException, where: str) -> None:
         if self.saved_exception is None:
@@ -1100,6 +1127,13 @@ class Transport(threading.Thread, ClosingContextManager):
 
     def set_keepalive(self, interval: int) -> None:
         self.keepalive_interval = interval
+
+    def set_server_alive(self, interval: float, count_max: int = 3) -> None:
+        """fabric-gateway addition, OpenSSH's ServerAliveInterval/ServerAliveCountMax: after
+        ``interval`` seconds without a packet from the peer, ask it for a reply; after
+        ``count_max`` unanswered probes the transport fails with an SSHException."""
+        self.server_alive_interval = float(interval or 0)
+        self.server_alive_count_max = max(1, int(count_max))
 
     def set_rekey_limits(self, bytes_: Optional[int] = None, packets: Optional[int] = None,
                          interval: Optional[float] = None) -> None:

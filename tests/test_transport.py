@@ -529,3 +529,22 @@ def test_nested_close_in_any_order_never_hangs(host_keys, order):
     assert not any(t.is_alive() for t in (inner, inner_srv, outer, gw_t))
     if order == "outer-first":
         assert inner.get_exception() is not None and "closed" in str(inner.get_exception())
+
+
+def test_server_alive_probes_are_answered_and_a_dead_peer_is_detected(host_keys):
+    client, server_t, _ = _authed_pair(host_keys["ed25519"])
+    try:
+        client.set_server_alive(0.3, count_max=2)
+        time.sleep(1.5)  # several probes go out, each answered by the server
+        assert client.is_active() and client._alive_outstanding <= 1
+        # A peer that stops reading and answering: the server's reader is wedged.
+        server_t._core.closed = True  # it now refuses to send anything
+        deadline = time.monotonic() + 5
+        while client.is_active() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not client.is_active()
+        err = client.get_exception()
+        assert "keepalive" in str(err) and err.phase == "transport"
+    finally:
+        client.close()
+        server_t.close()
