@@ -1097,6 +1097,12 @@ class Transport(threading.Thread, ClosingContextManager):
         self._accepting_forwarded = False
         self.global_request("cancel-tcpip-forward", (address, int(port)), wait=False)
 
+    def open_sftp_client(self):
+        """An ``SFTPClient`` on a new session channel of this transport."""
+        from paramiko.sftp_client import SFTPClient
+
+        return SFTPClient.from_transport(self)
+
     # -- keys, rekey, misc ------------------------------------------------------------------
     def renegotiate_keys(self) -> None:
         """Start a key re-exchange now and wait (bounded) until it completes."""
