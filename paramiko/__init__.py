@@ -59,6 +59,23 @@ from paramiko.route import (
 )
 from paramiko.rsakey import RSAKey
 from paramiko.server import InteractiveQuery, ServerInterface, SubsystemHandler
+from paramiko.sftp import (
+    SFTP_BAD_MESSAGE,
+    SFTP_CONNECTION_LOST,
+    SFTP_EOF,
+    SFTP_FAILURE,
+    SFTP_NO_CONNECTION,
+    SFTP_NO_SUCH_FILE,
+    SFTP_OK,
+    SFTP_OP_UNSUPPORTED,
+    SFTP_PERMISSION_DENIED,
+    BaseSFTP,
+    SFTPError,
+)
+from paramiko.sftp_attr import SFTPAttributes
+from paramiko.sftp_handle import SFTPHandle
+from paramiko.sftp_server import SFTPServer
+from paramiko.sftp_si import SFTPServerInterface
 from paramiko.ssh_exception import (
     AuthenticationException,
     BadAuthenticationType,
@@ -91,6 +108,7 @@ __all__ = [
     "AutoAddPolicy",
     "BadAuthenticationType",
     "BadHostKeyException",
+    "BaseSFTP",
     "BufferedFile",
     "Channel",
     "ChannelException",
@@ -130,6 +148,20 @@ __all__ = [
     "RouteChannelError",
     "RouteError",
     "RouteHostKeyError",
+    "SFTPAttributes",
+    "SFTPError",
+    "SFTPHandle",
+    "SFTPServer",
+    "SFTPServerInterface",
+    "SFTP_BAD_MESSAGE",
+    "SFTP_CONNECTION_LOST",
+    "SFTP_EOF",
+    "SFTP_FAILURE",
+    "SFTP_NO_CONNECTION",
+    "SFTP_NO_SUCH_FILE",
+    "SFTP_OK",
+    "SFTP_OP_UNSUPPORTED",
+    "SFTP_PERMISSION_DENIED",
     "SSHClient",
     "SSHConfig",
     "SSHConfigDict",
