@@ -1,6 +1,6 @@
 """SSH-2 library with Paramiko's public API (part of the ``fabric-gateway`` distribution).
 
-See README.rst for what exists today; SFTP arrives with later work and is not exported yet.
+See README.rst for what exists today.
 """
 
 from paramiko import route
@@ -73,6 +73,8 @@ from paramiko.sftp import (
     SFTPError,
 )
 from paramiko.sftp_attr import SFTPAttributes
+from paramiko.sftp_client import SFTP, SFTPClient
+from paramiko.sftp_file import SFTPFile
 from paramiko.sftp_handle import SFTPHandle
 from paramiko.sftp_server import SFTPServer
 from paramiko.sftp_si import SFTPServerInterface
@@ -148,8 +150,11 @@ __all__ = [
     "RouteChannelError",
     "RouteError",
     "RouteHostKeyError",
+    "SFTP",
     "SFTPAttributes",
+    "SFTPClient",
     "SFTPError",
+    "SFTPFile",
     "SFTPHandle",
     "SFTPServer",
     "SFTPServerInterface",

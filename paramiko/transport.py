@@ -1097,11 +1097,13 @@ class Transport(threading.Thread, ClosingContextManager):
         self._accepting_forwarded = False
         self.global_request("cancel-tcpip-forward", (address, int(port)), wait=False)
 
-    def open_sftp_client(self):
+    def open_sftp_client(self, window_size: Optional[int] = None,
+                         max_packet_size: Optional[int] = None):
         """An ``SFTPClient`` on a new session channel of this transport."""
         from paramiko.sftp_client import SFTPClient
 
-        return SFTPClient.from_transport(self)
+        return SFTPClient.from_transport(self, window_size=window_size,
+                                         max_packet_size=max_packet_size)
 
     # -- keys, rekey, misc ------------------------------------------------------------------
     def renegotiate_keys(self) -> None:
