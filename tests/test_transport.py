@@ -312,7 +312,14 @@ def test_core_handshake_and_strict_kex_markers(host_keys):
     _pump(cli, srv)
     assert cli.kex_count == srv.kex_count == 1
     assert cli.strict and srv.strict
-    assert cli.codec.out_seq == 0 or cli.codec.out_seq < 3  # reset after NEWKEYS
+    # Strict kex resets sequence numbers at NEWKEYS, and nothing was sent after it.
+    assert (cli.codec.out_seq, cli.codec.in_seq) == (0, 0)
+    assert (srv.codec.out_seq, srv.codec.in_seq) == (0, 0)
+    plain_srv = TransportCore(True, "SSH-2.0-s", _prefs, server_keys={
+        "ssh-ed25519": host_keys["ed25519"]}, strict_kex=False)
+    plain_cli = TransportCore(False, "SSH-2.0-c", _prefs, strict_kex=False)
+    _pump(plain_cli, plain_srv)
+    assert not plain_cli.strict and plain_cli.codec.out_seq == 3  # KEXINIT, INIT, NEWKEYS
 
 
 def test_strict_kex_rejects_message_injected_during_initial_kex(host_keys):
@@ -322,7 +329,6 @@ def test_strict_kex_rejects_message_injected_during_initial_kex(host_keys):
     srv.receive_data(cli.data_to_send())  # client version + KEXINIT
     cli.receive_data(srv.data_to_send())  # server version + KEXINIT (+ nothing else yet)
     # A man in the middle slips an IGNORE in before the client's kex init message.
-    injected = srv.codec  # noqa: F841 - documents where the bytes would be decoded
     ignore = Message().add_byte(c.cMSG_IGNORE).add_string(b"x").asbytes()
     rogue = cli.codec.encode(ignore)
     with pytest.raises(paramiko.MessageOrderError):
