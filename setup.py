@@ -14,6 +14,7 @@ TEST_REQUIRES = [
     "mock>=4",
     "hypothesis>=6",
     "ruff>=0.4",
+    "jinja2>=3",
 ]
 
 setup(

@@ -1,0 +1,5 @@
+"""``python -m fabric`` is ``fab``."""
+
+from fabric.main import run
+
+run()
