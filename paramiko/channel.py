@@ -475,6 +475,9 @@ class Channel(ClosingContextManager):
             name = m.get_string()
             value = m.get_string()
             return server.check_channel_env_request(self, name, value)
+        if kind == "signal":
+            check = getattr(server, "check_channel_signal_request", None)
+            return bool(check(self, m.get_text())) if check is not None else False
         self._log(DEBUG, f"refusing unsupported channel request {kind!r}")
         return False
 
@@ -579,6 +582,11 @@ class Channel(ClosingContextManager):
     def set_environment_variable(self, name: Union[str, bytes], value: Union[str, bytes]) -> None:
         """Set one remote environment variable (servers often allow only a few, AcceptEnv)."""
         self._request("env", lambda: self._state.env_request(name, value))
+
+    def send_signal(self, name: str) -> None:
+        """Ask the server to deliver signal ``name`` (``"TERM"``, ``"INT"``, ... without the
+        ``SIG`` prefix) to the remote command (RFC 4254 6.9; no reply is sent)."""
+        self._request("signal", lambda: self._state.signal_request(name), want_reply=False)
 
     def send_exit_status(self, status: int) -> None:
         """Server side: report the command's exit status (silently skipped once closed)."""

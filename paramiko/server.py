@@ -117,6 +117,11 @@ class ServerInterface:
     def check_channel_env_request(self, channel, name: bytes, value: bytes) -> bool:
         return False
 
+    def check_channel_signal_request(self, channel, name: str) -> bool:
+        """Deliver signal ``name`` (no ``SIG`` prefix) to the channel's command; refused by
+        default. Not in upstream Paramiko."""
+        return False
+
 
 class InteractiveQuery:
     """One round of keyboard-interactive prompts (for ``check_auth_interactive``)."""

@@ -638,7 +638,11 @@ class Transport(threading.Thread, ClosingContextManager):
         if exc is not None and not (self._closing and isinstance(exc, (OSError, EOFError))):
             if self.saved_exception is None:
                 self.saved_exception = exc
-            self._log(logging.ERROR if not self._closing else logging.DEBUG,
+            # A peer that says goodbye or just hangs up is routine, not an error worth
+            # printing (unconfigured logging shows ERROR on stderr).
+            routine = (self._closing or getattr(exc, "orderly", False)
+                       or isinstance(exc, (EOFError, ConnectionResetError)))
+            self._log(logging.DEBUG if routine else logging.ERROR,
                       f"transport to {self.peer_name} ended: {exc}")
             self._tell_peer(exc)
         self.active = False
@@ -718,6 +722,8 @@ class Transport(threading.Thread, ClosingContextManager):
                 err = SSHException(f"{self.peer_name} disconnected: {ev.description or ''} "
                                    f"(code {ev.code})")
                 err.phase, err.peer = self._phase(), self.peer_name
+                # code 11 (BY_APPLICATION) is how every client says goodbye.
+                err.orderly = ev.code == 11
                 raise err
             elif isinstance(ev, tc.DebugReceived):
                 self._log(logging.DEBUG, f"debug message from peer: {ev.text}")
