@@ -68,6 +68,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "Hop",
     "HopConnector",
+    "HopCredentials",
     "JumpChain",
     "JumpSpec",
     "Route",
@@ -944,6 +945,16 @@ class _PasswordPrompts(AuthSource):
 #: open.
 HopConnector = Callable[[Hop, Callable[[], Any]], Any]
 
+#: ``hop_credentials(hop, index) -> mapping or None``: per-hop overrides, asked each time a
+#: hop is dialled (so a password stored after a failed attempt is used by the retry). Keys:
+#: ``password``, ``pkey``, ``key_filename``, ``passphrase``, ``allow_agent``,
+#: ``look_for_keys`` and ``missing_host_key_policy``; a key that is present replaces what
+#: :func:`connect_route` was given for that hop (gateways otherwise get no password, key or
+#: key file of the caller's).
+HopCredentials = Callable[[Hop, int], Optional[Mapping[str, Any]]]
+_CREDENTIAL_KEYS = frozenset(("password", "pkey", "key_filename", "passphrase", "allow_agent",
+                              "look_for_keys", "missing_host_key_policy"))
+
 
 class JumpChain:
     """The connected clients of one route: gateways (owned or lent) and the target."""
@@ -1176,6 +1187,14 @@ def _proxy_outcome(sock: Any) -> Tuple[Optional[str], str]:
     return failure, tail
 
 
+def _key_file_list(key_filename: Any) -> List[str]:
+    if key_filename is None:
+        return []
+    if isinstance(key_filename, (str, os.PathLike)):
+        return [os.fspath(key_filename)]
+    return [os.fspath(k) for k in key_filename]
+
+
 def _close_quietly(obj: Any) -> None:
     if obj is None:
         return
@@ -1191,25 +1210,35 @@ class _Dialer:
                  auth_timeout: Optional[float], password: Optional[str], pkey: Any,
                  key_filename: Any, passphrase: Optional[str], allow_agent: bool,
                  look_for_keys: bool, disabled_algorithms: Any,
-                 missing_host_key_policy: Any) -> None:
+                 missing_host_key_policy: Any,
+                 hop_credentials: Optional[HopCredentials] = None) -> None:
         self.route = route
+        self.hop_credentials = hop_credentials
         self.timeout = timeout
         self.channel_timeout = channel_timeout
         self.banner_timeout = banner_timeout
         self.auth_timeout = auth_timeout
         self.password = password
         self.pkey = pkey
-        if key_filename is None:
-            self.key_filenames: List[str] = []
-        elif isinstance(key_filename, (str, os.PathLike)):
-            self.key_filenames = [os.fspath(key_filename)]
-        else:
-            self.key_filenames = [os.fspath(k) for k in key_filename]
+        self.key_filenames = _key_file_list(key_filename)
         self.passphrase = passphrase
         self.allow_agent = allow_agent
         self.look_for_keys = look_for_keys
         self.disabled_algorithms = disabled_algorithms
         self.policy = missing_host_key_policy
+
+    def overrides(self, index: int, hop: Hop) -> Mapping[str, Any]:
+        """What ``hop_credentials`` says for this hop (validated), or ``{}``."""
+        if self.hop_credentials is None:
+            return {}
+        given = self.hop_credentials(hop, index)
+        if not given:
+            return {}
+        unknown = set(given) - _CREDENTIAL_KEYS
+        if unknown:
+            raise ValueError(f"hop_credentials for {hop.display} returned unknown keys: "
+                             f"{', '.join(sorted(unknown))}")
+        return given
 
     def hop_timeout(self, hop: Hop) -> float:
         for value in (hop.connect_timeout, self.timeout):
@@ -1252,6 +1281,8 @@ class _Dialer:
         route = self.route
         hop = route.hops[index]
         is_target = index == len(route.hops) - 1
+        # Asked before anything is opened, so a failing callback leaks nothing.
+        extra = self.overrides(index, hop)
         sock: Any = None
         try:
             sock = self.first_socket(hop) if index == 0 else self.forward(index, previous)
@@ -1261,14 +1292,18 @@ class _Dialer:
             if not isinstance(e, Exception):
                 raise
             raise _route_error(e, route, index, _phase_of(e, "tcp")) from e
-        auth = _HopAuth(hop, pkey=self.pkey if is_target else None,
-                        key_filenames=self.key_filenames if is_target else (),
-                        password=self.password if is_target else None,
-                        passphrase=self.passphrase, allow_agent=self.allow_agent,
-                        look_for_keys=self.look_for_keys)
+        key_files = (_key_file_list(extra["key_filename"]) if "key_filename" in extra
+                     else self.key_filenames if is_target else [])
+        auth = _HopAuth(hop, pkey=extra.get("pkey", self.pkey if is_target else None),
+                        key_filenames=key_files,
+                        password=extra.get("password", self.password if is_target else None),
+                        passphrase=extra.get("passphrase", self.passphrase),
+                        allow_agent=bool(extra.get("allow_agent", self.allow_agent)),
+                        look_for_keys=bool(extra.get("look_for_keys", self.look_for_keys)))
         saved_policy = client._policy
         try:
-            self.prepare_host_keys(client, hop)
+            self.prepare_host_keys(client, hop,
+                                   extra.get("missing_host_key_policy", self.policy))
         except Exception as e:  # e.g. an unreadable or malformed known_hosts file
             _close_quietly(sock)
             client._policy = saved_policy
@@ -1313,12 +1348,14 @@ class _Dialer:
                 t.set_server_alive(hop.server_alive_interval, hop.server_alive_count_max or 3)
         return client
 
-    def prepare_host_keys(self, client: Any, hop: Hop) -> None:
+    def prepare_host_keys(self, client: Any, hop: Hop, policy: Any = _NOT_GIVEN) -> None:
+        if policy is _NOT_GIVEN:
+            policy = self.policy
         if hop.strict_host_key_checking != "no":
             for path in _existing(list(hop.global_known_hosts_files) +
                                   list(hop.known_hosts_files)):
                 client.load_system_host_keys(path)
-        client._policy = self.policy if self.policy is not None else _HopPolicy(hop)
+        client._policy = policy if policy is not None else _HopPolicy(hop)
 
 
 def connect_route(
@@ -1339,6 +1376,7 @@ def connect_route(
     disabled_algorithms: Optional[Dict[str, Sequence[str]]] = None,
     missing_host_key_policy: Any = None,
     client_factory: Optional[Callable[[], Any]] = None,
+    hop_credentials: Optional[HopCredentials] = None,
 ) -> SSHClient:
     """Dial ``route`` hop by hop and return the ``SSHClient`` connected to its target.
 
@@ -1353,6 +1391,8 @@ def connect_route(
       options, they do not apply to jump hosts); ``passphrase`` decrypts identity files of
       every hop; ``allow_agent=False``/``look_for_keys=False`` restrict every hop.
     * ``missing_host_key_policy`` replaces every hop's StrictHostKeyChecking decision.
+    * ``hop_credentials``: see :data:`HopCredentials`; per-hop passwords, keys, key files
+      and host key policies (e.g. each gateway's own password), asked at every dial.
 
     Closing the returned client closes the target, then the gateways it opened, last first
     (see :func:`jump_chain`). On failure every connection opened here is closed and a
@@ -1366,7 +1406,8 @@ def connect_route(
                      password=password, pkey=pkey, key_filename=key_filename,
                      passphrase=passphrase, allow_agent=allow_agent,
                      look_for_keys=look_for_keys, disabled_algorithms=disabled_algorithms,
-                     missing_host_key_policy=missing_host_key_policy)
+                     missing_host_key_policy=missing_host_key_policy,
+                     hop_credentials=hop_credentials)
     if client is not None and client.get_transport() is not None:
         client.close()
     chain = JumpChain(route)

@@ -458,3 +458,120 @@ def test_load_config_default_path_and_pass_through(tmp_path, monkeypatch):
     assert load_config(other).lookup("h")["hostname"] == "other.example"
     cfg = _cfg("Host h\n  Port 2\n")
     assert load_config(cfg) is cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# connect_route(hop_credentials=...): per-hop credentials, with fake clients (no SSH spoken)
+# ---------------------------------------------------------------------------------------------
+
+
+class _FakeTransport:
+    def __init__(self) -> None:
+        self.opened: List[Tuple[str, int]] = []
+        self.peer_name = ""
+
+    def is_active(self) -> bool:
+        return True
+
+    def get_exception(self):
+        return None
+
+    def open_channel(self, kind, dest, origin, timeout=None):
+        self.opened.append(dest)
+        return object()  # stands for the direct-tcpip channel
+
+    def set_server_alive(self, interval, count) -> None:
+        pass
+
+
+class _FakeClient:
+    """Records what connect_route hands over: the auth strategy and the host key policy."""
+
+    made: List[_FakeClient] = []
+
+    def __init__(self) -> None:
+        self._policy = "client-default"
+        self._transport = None
+        self.seen = None
+        _FakeClient.made.append(self)
+
+    def load_system_host_keys(self, path) -> None:
+        pass
+
+    def connect(self, hostname, port, username=None, sock=None, auth_strategy=None, **kw):
+        self.seen = {"hostname": hostname, "auth": auth_strategy, "policy": self._policy}
+        self._transport = _FakeTransport()
+
+    def get_transport(self):
+        return self._transport
+
+    def close(self) -> None:
+        self._transport = None
+
+
+@pytest.fixture
+def listening_port():
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(4)  # the kernel completes the TCP handshake; nobody needs to accept
+    yield s.getsockname()[1]
+    s.close()
+
+
+def test_hop_credentials_give_each_hop_its_own_credentials(listening_port):
+    from paramiko.route import connect_route
+
+    route = resolve_route("t", _cfg(f"Host gw\n  HostName 127.0.0.1\n  Port {listening_port}\n"
+                                    "  User gwuser\nHost t\n  ProxyJump gw\n  User tuser\n"))
+    asked: List[Tuple[str, int]] = []
+    gw_policy, t_policy = object(), object()
+
+    def per_hop(hop, index):
+        asked.append((hop.display, index))
+        if index == 0:
+            return {"password": "gw-secret", "key_filename": "/keys/gw",
+                    "missing_host_key_policy": gw_policy}
+        return {"password": "t-secret", "missing_host_key_policy": t_policy}
+
+    _FakeClient.made = []
+    target = connect_route(route, hop_credentials=per_hop, password="caller-password",
+                           key_filename=["/keys/target"], client_factory=_FakeClient)
+    gw_client, t_client = _FakeClient.made
+    assert target is t_client
+    assert asked == [(f"gwuser@127.0.0.1:{listening_port}", 0), ("tuser@t:22", 1)]
+    gw_auth, t_auth = gw_client.seen["auth"], t_client.seen["auth"]
+    assert (gw_auth.password, gw_auth.key_filenames) == ("gw-secret", ["/keys/gw"])
+    # A key present in the mapping replaces the caller's value; an absent one keeps it.
+    assert (t_auth.password, t_auth.key_filenames) == ("t-secret", ["/keys/target"])
+    assert gw_client.seen["policy"] is gw_policy and t_client.seen["policy"] is t_policy
+    # The policy is only lent for the connect: the client's own is put back.
+    assert gw_client._policy == "client-default"
+    assert gw_client.get_transport().opened == [("t", 22)]
+    target.close()
+
+
+def test_without_hop_credentials_gateways_get_none_of_the_callers(listening_port):
+    from paramiko.route import connect_route
+
+    route = resolve_route("t", _cfg(f"Host gw\n  HostName 127.0.0.1\n  Port {listening_port}\n"
+                                    "Host t\n  ProxyJump gw\n"))
+    _FakeClient.made = []
+    connect_route(route, password="caller-password", key_filename="/keys/target",
+                  client_factory=_FakeClient).close()
+    gw_client, t_client = _FakeClient.made
+    assert (gw_client.seen["auth"].password, gw_client.seen["auth"].key_filenames) == (None, [])
+    assert (t_client.seen["auth"].password, t_client.seen["auth"].key_filenames) == \
+        ("caller-password", ["/keys/target"])
+
+
+def test_hop_credentials_with_unknown_keys_are_refused_before_dialling(listening_port):
+    from paramiko.route import connect_route
+
+    route = resolve_route("t", _cfg(f"Host t\n  HostName 127.0.0.1\n  Port {listening_port}\n"))
+    _FakeClient.made = []
+    with pytest.raises(ValueError, match="passwrod"):
+        connect_route(route, hop_credentials=lambda hop, i: {"passwrod": "typo"},
+                      client_factory=_FakeClient)
+    assert all(c.seen is None for c in _FakeClient.made)
