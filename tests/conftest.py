@@ -11,7 +11,7 @@ from tests.testbed.prereq import find_openssh, require
 from tests.testbed.sshd import pid_alive
 from tests.testbed.topology import build_topology, leftovers
 
-pytest_plugins = ["tests.support.fabric_env"]
+pytest_plugins = ["tests.support.fabric_env", "tests.support.fabric_server"]
 
 
 def _user_exists(name: str) -> bool:
