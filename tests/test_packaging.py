@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import shutil
@@ -33,9 +34,17 @@ def test_fab_version_prints_distribution_paramiko_and_python():
     ]
 
 
-def test_fab_refuses_what_it_cannot_do_yet():
-    out = subprocess.run([_fab(), "deploy"], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2 and "not implemented yet" in out.stderr
+def test_fab_without_a_fabfile_aborts(tmp_path):
+    # From "/" no fabfile can be found (the root itself is never searched, as in Fabric 1.x),
+    # and an empty HOME keeps a personal ~/.fabricrc out.
+    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+    env["HOME"] = str(tmp_path)
+    out = subprocess.run([_fab(), "deploy"], capture_output=True, text=True, timeout=60,
+                         cwd="/", env=env, stdin=subprocess.DEVNULL)
+    assert out.returncode == 1
+    assert out.stderr == ("\nFatal error: Couldn't find any fabfiles!\n\nRemember that -f can "
+                          "be used to specify fabfile path, and use -h for help.\n\nAborting.\n")
+    assert out.stdout == ""
 
 
 def test_runtime_dependencies_are_cryptography_and_bcrypt_only():
