@@ -905,6 +905,8 @@ class _Connection:
             sock = socket.socket(family, socktype, proto)
             try:
                 sock.settimeout(_CONNECT_TIMEOUT)
+                if server.forward_source and family == socket.AF_INET:
+                    sock.bind((server.forward_source, 0))
                 sock.connect(addr)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError as e:
@@ -1019,7 +1021,14 @@ class LocalSSHServer:
                  allow_forwarding: bool = True,
                  env: Optional[Mapping[str, str]] = None,
                  handshake_timeout: float = 10.0,
-                 auth_timeout: float = 30.0) -> None:
+                 auth_timeout: float = 30.0,
+                 forward_source: Optional[str] = None,
+                 only_from: Optional[Iterable[str]] = None) -> None:
+        # forward_source: the local address direct-tcpip connections leave from (e.g.
+        # 127.0.0.2); only_from: peer addresses this server accepts. Together they let a demo
+        # on loopback make targets reachable only through the gateway.
+        self.forward_source = forward_source
+        self.only_from: Optional[Set[str]] = set(only_from) if only_from is not None else None
         self._host_key = host_key if host_key is not None else generate_host_key()
         self._authorized: Set[bytes] = {_key_blob(k) for k in authorized_keys}
         self.passwords: Dict[str, str] = dict(passwords or {})
@@ -1042,11 +1051,18 @@ class LocalSSHServer:
         self._sids: Set[int] = set()
         self._logins = 0
         self._connections = 0
+        self._refused = 0
 
     # -- properties ----------------------------------------------------------------------------
     @property
     def port(self) -> int:
         return self._port
+
+    @property
+    def refused(self) -> int:
+        """Connections closed at once because the peer was not in ``only_from``."""
+        with self._lock:
+            return self._refused
 
     @property
     def host_key(self) -> paramiko.PKey:
@@ -1238,6 +1254,13 @@ class LocalSSHServer:
                 continue
             with self._lock:
                 self._connections += 1
+            if self.only_from is not None and peer[0] not in self.only_from:
+                log.info("[%s] refused connection from %s (only %s allowed)", self.name,
+                         peer[0], ", ".join(sorted(self.only_from)))
+                sock.close()
+                with self._lock:
+                    self._refused += 1
+                continue
             try:
                 local = sock.getsockname()
             except OSError:
