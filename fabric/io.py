@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator, List, Optional
 
 from fabric.exceptions import CommandTimeout
 from fabric.state import env
-from fabric.utils import handle_prompt_abort, isatty, output_lock
+from fabric.utils import handle_prompt_abort, output_lock
 
 __all__ = ["CaptureBuffer", "OutputLooper", "input_loop", "pump_channel"]
 
@@ -313,14 +313,15 @@ class OutputLooper:
 
 
 def stdin_fd_for_forwarding(stdin: Any) -> Optional[int]:
-    """The fd of the local terminal to forward to the remote command, or None.
+    """The fd of the local standard input to forward to the remote command, or None.
 
-    Only a real terminal is read (never a pipe or a test runner's stand-in), and never in
-    parallel mode, where several hosts would compete for the keystrokes.
+    Like Fabric 1.x, whatever ``sys.stdin`` holds is forwarded -- a terminal's keystrokes or
+    a pipe's contents (``yes | fab upgrade``) -- but never in parallel mode, where several
+    hosts would compete for it, and never a stand-in without a descriptor (test runners).
     """
     if stdin is not None and stdin is not sys.stdin:
         return None
-    if env.get("parallel") or not isatty(sys.stdin):
+    if env.get("parallel"):
         return None
     try:
         return sys.stdin.fileno()
@@ -412,7 +413,8 @@ def _stream_done(chan: Any) -> bool:
 def pump_channel(chan: Any, out: OutputLooper, err: Optional[OutputLooper], *,
                  deadline: Optional[float] = None, timeout: Optional[float] = None,
                  stdin_fd: Optional[int] = None, using_pty: bool = False,
-                 remote_interrupt: bool = False, echo: Any = None) -> int:
+                 remote_interrupt: bool = False, echo: Any = None,
+                 on_stdin_eof: Optional[Callable[[], None]] = None) -> int:
     """Move data between ``chan`` and the loopers until the command ends; its exit status.
 
     Waits in ``select`` on the channel's descriptor (and the local terminal when
@@ -439,6 +441,11 @@ def pump_channel(chan: Any, out: OutputLooper, err: Optional[OutputLooper], *,
                 data = os.read(watch_stdin, 1024)
                 if not data:
                     watch_stdin = None
+                    if on_stdin_eof is not None:
+                        try:
+                            on_stdin_eof()
+                        except OSError:
+                            pass
                 else:
                     try:
                         _forward(chan, data, using_pty, echo)

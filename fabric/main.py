@@ -668,9 +668,12 @@ def _normal_list(docstrings: bool = True) -> List[str]:
     for name in names:
         first = _first_doc_line(name) if docstrings else None
         if first:
-            text = name.ljust(width) + "  " + first
+            column = name.ljust(width) + "  "
+            text = column + first
             if len(text) > max_width:
-                text = text[:max_width] + trail
+                # Only the docstring is cut, to what is left of the line after the name
+                # column and the trail (Fabric 1.x's arithmetic: 80 columns, indent included).
+                text = column + first[:max(0, max_width - len(column) - len(trail))] + trail
         else:
             text = name
         lines.append(indent(text))

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from fabric.exceptions import CommandTimeout, NetworkError
 from fabric.io import (
@@ -39,6 +39,7 @@ from fabric.utils import (
     error,
     handle_prompt_abort,
     indent,
+    isatty,
     output_lock,
     warn,
 )
@@ -316,6 +317,7 @@ def _execute(channel: Any, command: Optional[str], pty: bool = True,
     if remote_interrupt is None:
         remote_interrupt = invoke_shell
     stdin_fd = None if source is not None else stdin_fd_for_forwarding(stdin)
+    shell_eof: Optional[Callable[[], None]] = None
     forward = None
     feeder = None
     loopers: List[OutputLooper] = []
@@ -350,6 +352,13 @@ def _execute(channel: Any, command: Optional[str], pty: bool = True,
             if stdin_fd is None:
                 # Nobody can type into this shell: let it run the command and leave.
                 channel.sendall("exit\n")
+            elif not isatty(sys.stdin):
+                # Piped keystrokes: once they run out, leave the shell as a user would.
+                def leave_shell() -> None:
+                    if not channel.closed:
+                        channel.sendall("exit\n")
+
+                shell_eof = leave_shell
             out = OutputLooper(channel, out_stream, None, raw=True)
             err = None
             out_capture = err_capture = None
@@ -382,7 +391,7 @@ def _execute(channel: Any, command: Optional[str], pty: bool = True,
                 status = pump_channel(channel, out, err, deadline=deadline, timeout=timeout,
                                       stdin_fd=stdin_fd, using_pty=using_pty,
                                       remote_interrupt=bool(remote_interrupt),
-                                      echo=out_stream)
+                                      echo=out_stream, on_stdin_eof=shell_eof)
             except (CommandTimeout, KeyboardInterrupt):
                 # We stop waiting: the command must stop too, not run on unattended.
                 _stop_remote(channel)
