@@ -600,6 +600,43 @@ def test_option_values_reach_env(fab, monkeypatch):
     assert (env.no_keys, env.no_agent, env.forward_agent) == (True, True, True)
 
 
+def _every_env_option():
+    from fabric.state import env_options
+
+    for option in env_options:
+        if option.dest in ("hide", "show"):
+            continue  # output levels: test_hide_and_show_levels
+        yield pytest.param(option, id=option.get_opt_string())
+
+
+_SAMPLE_VALUES = {"int": ("7", 7), "float": ("2.5", 2.5)}
+
+
+@pytest.mark.parametrize("option", list(_every_env_option()))
+def test_every_env_option_sets_its_env_key(fab, monkeypatch, option):
+    fab.write("fabfile.py", ENV_DUMP)
+    monkeypatch.setattr("fabric.tasks.execute", lambda *a, **k: {})  # no connections
+    flag = option.get_opt_string()
+    if option.action == "store_true":
+        argv, expected = [flag], True
+    elif option.action == "store_false":
+        argv, expected = [flag], False
+    else:
+        raw, expected = _SAMPLE_VALUES.get(option.type, ("sample-value", "sample-value"))
+        if option.dest in ("hosts", "roles", "exclude_hosts"):
+            expected = ["sample-value"]
+        elif option.action == "append":
+            expected = ["sample-value"]
+        elif option.dest == "fabfile":
+            raw = expected = "fabfile.py"
+        elif option.dest == "rcfile":
+            raw = expected = str(fab.root / "no-such-rc")
+        argv = [flag, raw]
+    code, _, err = fab(*argv, "dump")
+    assert code == 0, err
+    assert env[option.dest] == expected
+
+
 def test_rcfile_is_applied_after_the_options(fab):
     fab.write("fabfile.py", ENV_DUMP)
     rc = fab.write("rc", """\
