@@ -182,6 +182,8 @@ class Transport(threading.Thread, ClosingContextManager):
         self._push_error: Optional[BaseException] = None
         self._lock = threading.RLock()
         self._writing = False
+        # Notified (under _lock) whenever the writer role is released.
+        self._writer_done = threading.Condition(self._lock)
         self._last_write = time.monotonic()
         self._first_kex_done = threading.Event()
         self._kex_cv = threading.Condition()
@@ -413,6 +415,7 @@ class Transport(threading.Thread, ClosingContextManager):
                     out = self._core.data_to_send()
                     if not out:
                         self._writing = False
+                        self._writer_done.notify_all()
                         return
                 self._last_write = time.monotonic()
                 while out:
@@ -433,6 +436,7 @@ class Transport(threading.Thread, ClosingContextManager):
         except BaseException:
             with self._lock:
                 self._writing = False
+                self._writer_done.notify_all()
             raise
 
     def _drain_safely(self) -> None:
@@ -1305,6 +1309,15 @@ class Transport(threading.Thread, ClosingContextManager):
                 except Exception:
                     pass
                 claim = self._claim_writer()
+                # Another thread is writing (maybe the DISCONNECT itself, already taken from
+                # the queue): keep the socket open until it is done (bounded).
+                deadline = time.monotonic() + 1.0
+                while not claim and self._writing:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._writer_done.wait(left)
+                    claim = self._claim_writer()
             if claim:
                 try:
                     self._drain(deadline=time.monotonic() + 1.0)
