@@ -631,8 +631,14 @@ def describe_route(host_string: str) -> str:
         line += f"  [{hop.source}]"
         lines.append(line)
     if last == 0 and route.proxy_command is None:
-        lines.append("  direct connection (no env.gateway and no ssh_config "
-                     "ProxyJump/ProxyCommand applies)")
+        own = _own_route(_config_object(), route.target.alias)
+        if own is not None and own[1].lower() == "none":
+            why = f"ssh_config {own[0]} none{own[2]}"
+        elif own is None and plan.gateway_setting:
+            why = f"env.gateway {plan.gateway_setting!r} starts with the target itself"
+        else:
+            why = "no env.gateway and no ssh_config ProxyJump/ProxyCommand applies"
+        lines.append(f"  direct connection ({why})")
     for text in plan.ignored:
         lines.append(f"  ignored: {text}")
     for text in plan.notes:
@@ -811,16 +817,24 @@ def _ask_for_password(plan: _RoutePlan, index: int, err: RouteError,
         stored = (env.get("passwords") or {}).get(hop.display)
         if stored is not None and stored != offered:
             return  # typed in another thread while this one waited: try it first
+        passphrase = "PasswordRequiredException" in (err.reason or "")
+        refused = "the password was refused" if offered else "no password was known"
+        if not passphrase and index < len(plan.route) - 1:
+            # Before a possible abort (--abort-on-prompts), whose message gives the hop's
+            # user@host:port but not that it is a gateway.
+            sys.stderr.write(f"Connect error: Gateway {hop.display} refused authentication "
+                             f"(on the way to {plan.route.target.display}): {refused}\n")
+            sys.stderr.flush()
         _abort_if_prompts_forbidden(plan, index)
         label = plan.label(index)
-        if "PasswordRequiredException" in (err.reason or ""):
+        if passphrase:
             text = f"[{label}] Passphrase for private key: "
         else:
             text = f"[{label}] Login password for '{hop.user}': "
-            refused = "the password was refused" if offered else "no password was known"
-            sys.stderr.write(f"Connect error: {hop.display} did not accept the credentials "
-                             f"tried ({refused})\n")
-            sys.stderr.flush()
+            if index == len(plan.route) - 1:
+                sys.stderr.write(f"Connect error: {hop.display} did not accept the "
+                                 f"credentials tried ({refused})\n")
+                sys.stderr.flush()
         answer = _ask_nonempty(text, sys.stderr)
         from fabric.auth import set_password
 
