@@ -38,6 +38,9 @@ _U32 = struct.Struct(">I")
 RECV_SIZE = 256 * 1024
 # How often an idle reader wakes to check deadlines, keepalives and close requests.
 _TICK = 0.2
+# Silence after the peer's last packet before a transport riding a channel sends a one-byte
+# IGNORE so the gateway's delayed ACK does not stall the peer (see Transport._nudge_due).
+_NUDGE_DELAY = 0.003
 COMPRESSIONS = ("none", "zlib@openssh.com", "zlib")
 
 _active_transports: weakref.WeakSet[Transport] = weakref.WeakSet()
@@ -185,6 +188,7 @@ class Transport(threading.Thread, ClosingContextManager):
         # Notified (under _lock) whenever the writer role is released.
         self._writer_done = threading.Condition(self._lock)
         self._last_write = time.monotonic()
+        self._nudged = False
         self._first_kex_done = threading.Event()
         self._kex_cv = threading.Condition()
         self._channels: Dict[int, Channel] = {}
@@ -498,7 +502,10 @@ class Transport(threading.Thread, ClosingContextManager):
             return
         if not self.active or self._push_error is not None:
             return
+        # First packet since our last write: let the push thread time a nudge.
+        quiet_started = self._last_read <= self._last_write
         self._last_read = time.monotonic()
+        self._nudged = False
         self._alive_outstanding = 0
         _sink_context.depth = getattr(_sink_context, "depth", 0) + 1
         try:
@@ -514,16 +521,22 @@ class Transport(threading.Thread, ClosingContextManager):
             pending = True
         finally:
             _sink_context.depth -= 1
-        if pending:
+        if pending or quiet_started:
             self._wake_push_thread()
 
     def _push_loop(self) -> None:
         while self.active:
+            nudge = self._nudge_due()
             with self._push_cv:
                 if not (self._push_wake or self._push_eof or self._push_error):
-                    self._push_cv.wait(_TICK)
+                    self._push_cv.wait(_NUDGE_DELAY if nudge else _TICK)
+                woken = self._push_wake
                 self._push_wake = False
                 eof = self._push_eof
+            if nudge and not woken and not eof and self._push_error is None \
+                    and self._nudge_due() \
+                    and time.monotonic() - self._last_read >= _NUDGE_DELAY:
+                self._nudge()
             if self._push_error is not None:
                 raise self._push_error
             with self._lock:
@@ -535,6 +548,25 @@ class Transport(threading.Thread, ClosingContextManager):
                     return
                 raise self._eof_error("connection closed by the peer")
             self._idle()
+
+    def _nudge_due(self) -> bool:
+        """True when the peer sent something since our last write and we stay silent.
+
+        Riding a gateway channel, the gateway's kernel ACKs the target's packets late (~40 ms)
+        when we have nothing to say, and the target's sshd (Nagle on) holds its next small
+        packet until then: every exec reply, exit status and channel answer waits 40 ms.
+        """
+        core = self._core
+        return (core is not None and core.initial_kex_done and not core.in_kex
+                and self._last_read > self._last_write and not self._nudged)
+
+    def _nudge(self) -> None:
+        # An SSH_MSG_IGNORE of one byte: the gateway forwards it and its ACK goes along.
+        self._nudged = True
+        try:
+            self.send_ignore(1)
+        except SSHException:
+            pass
 
     def _reader_loop(self) -> None:
         if self._push:
@@ -1085,6 +1117,12 @@ class Transport(threading.Thread, ClosingContextManager):
             if ok and extra:
                 reply.add(*extra)
             self._send_user_message(reply.asbytes())
+        elif not self.server_mode:
+            # sshd sends hostkeys-00@openssh.com right after USERAUTH_SUCCESS, with Nagle on.
+            # Left unanswered, our side delays its ACK ~40 ms and sshd's next packet (the
+            # first channel-open reply) waits behind it; behind a gateway this hits every
+            # target. A tiny IGNORE carries the ACK at once.
+            self.send_ignore(1)
 
     def request_port_forward(self, address: str, port: int, handler=None) -> int:
         """Ask the server to listen on (address, port); return the bound port."""

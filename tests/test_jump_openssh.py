@@ -495,3 +495,46 @@ def test_auth_sources_follow_openssh_order(tmp_path, keystore, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     bare = Hop(alias="h", hostname="h", user="u", identity_agent="none")
     assert describe(_HopAuth(bare)) == []
+
+
+def test_transport_behind_a_gateway_nudges_after_the_peer_goes_quiet(testbed):
+    """A transport riding a gateway channel sends one 1-byte IGNORE once the target has
+    sent something and we stay silent (so the gateway's delayed ACK cannot hold the
+    target's next packet), and never keeps sending them while idle."""
+    import time as _time
+
+    import paramiko as _paramiko
+
+    key = _paramiko.Ed25519Key.from_private_key_file(str(testbed.identity))
+
+    def connect(sock, ep):
+        client = _paramiko.SSHClient()
+        client.load_host_keys(str(testbed.known_hosts))
+        client.connect(ep.address, ep.port, username=testbed.user, pkey=key, sock=sock,
+                       look_for_keys=False, allow_agent=False, timeout=10)
+        return client
+
+    gw = connect(None, testbed.gateway)
+    try:
+        target = testbed.targets[0]
+        chan = gw.get_transport().open_channel("direct-tcpip", (target.address, target.port),
+                                               ("127.0.0.1", 0), timeout=10)
+        inner = connect(chan, target)
+        t = inner.get_transport()
+        assert t._push, "the inner transport should be fed by the gateway's reader"
+        sent = []
+        real = t.send_ignore
+        t.send_ignore = lambda n=None: (sent.append(n), real(n))[1]
+        _, stdout, _ = inner.exec_command("echo nudged", timeout=10)
+        assert stdout.read() == b"nudged\n"
+        assert stdout.channel.recv_exit_status() == 0
+        deadline = _time.monotonic() + 2
+        while not sent and _time.monotonic() < deadline:
+            _time.sleep(0.01)
+        assert sent and set(sent) == {1}
+        settled = len(sent)
+        _time.sleep(0.5)  # idle: no new packets from the target, so no new nudges
+        assert len(sent) == settled
+        inner.close()
+    finally:
+        gw.close()
