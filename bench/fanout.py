@@ -102,7 +102,15 @@ def bench_user(bed: Any) -> Iterator[str]:
     try:
         yield name
     finally:
-        subprocess.run(["userdel", name], capture_output=True, timeout=30)
+        # userdel refuses while the account's last sessions are still exiting: retry briefly.
+        for _ in range(20):
+            r = subprocess.run(["userdel", name], capture_output=True, text=True, timeout=30)
+            if r.returncode == 0 or "does not exist" in r.stderr:
+                break
+            time.sleep(0.25)
+        else:
+            print(f"warning: could not delete the account {name}: {r.stderr.strip()}",
+                  file=sys.stderr)
         shutil.rmtree(home, ignore_errors=True)
 
 
