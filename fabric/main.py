@@ -740,10 +740,6 @@ def display_command(name: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _host_list(value: str) -> List[str]:
-    return [part.strip() for part in value.split(";") if part.strip()]
-
-
 def parse_arguments(arguments: Sequence[str]
                     ) -> List[Tuple[str, List[str], Dict[str, str], List[str], List[str],
                                     List[str]]]:
@@ -752,14 +748,15 @@ def parse_arguments(arguments: Sequence[str]
 
     ``\\,`` and ``\\=`` are a literal comma and equals sign; only the first unescaped ``=``
     of a pair separates key and value. Quotes are the shell's business and kept as typed.
+    The host keywords are taken out by :func:`fabric.task_utils.parse_kwargs`, as for
+    ``execute()``.
     """
+    from fabric.task_utils import parse_kwargs
+
     commands = []
     for word in arguments:
         args: List[str] = []
-        kwargs: Dict[str, str] = {}
-        hosts: List[str] = []
-        roles: List[str] = []
-        exclude_hosts: List[str] = []
+        given: Dict[str, str] = {}
         name = word
         if ":" in word:
             name, argstr = word.split(":", 1)
@@ -767,18 +764,9 @@ def parse_arguments(arguments: Sequence[str]
                 key, value = _key_value(pair)
                 if value is None:
                     args.append(key)
-                elif key == "host":
-                    hosts = [value.strip()]
-                elif key == "hosts":
-                    hosts = _host_list(value)
-                elif key == "role":
-                    roles = [value.strip()]
-                elif key == "roles":
-                    roles = _host_list(value)
-                elif key == "exclude_hosts":
-                    exclude_hosts = _host_list(value)
                 else:
-                    kwargs[key] = value
+                    given[key] = value
+        kwargs, hosts, roles, exclude_hosts = parse_kwargs(given)
         commands.append((name, args, kwargs, hosts, roles, exclude_hosts))
     return commands
 

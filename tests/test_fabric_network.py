@@ -10,7 +10,6 @@ import getpass
 import io
 import socket
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -50,24 +49,6 @@ ME = getpass.getuser()
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def _client_transports() -> set:
-    return {t for t in threading.enumerate()
-            if isinstance(t, paramiko.Transport) and not t.server_mode and t.is_alive()}
-
-
-@pytest.fixture
-def clean_net():
-    """After the test, disconnect_all() leaves an empty cache and no client transport."""
-    before = _client_transports()
-    yield
-    disconnect_all()
-    assert dict.__len__(state.connections) == 0
-    deadline = time.monotonic() + 5
-    while _client_transports() - before and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not (_client_transports() - before), "client transports left running"
 
 
 def _use_key(endpoint) -> None:

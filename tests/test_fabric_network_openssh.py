@@ -8,37 +8,18 @@ logs.
 from __future__ import annotations
 
 import getpass
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import List
 
 import pytest
 
-import paramiko
 from fabric import state
 from fabric.exceptions import NetworkError
-from fabric.network import describe_route, disconnect_all
+from fabric.network import describe_route
 from fabric.state import env
 
 pytestmark = [pytest.mark.openssh, pytest.mark.usefixtures("fabric_state")]
-
-
-def _client_transports() -> set:
-    return {t for t in threading.enumerate()
-            if isinstance(t, paramiko.Transport) and not t.server_mode and t.is_alive()}
-
-
-@pytest.fixture
-def clean_net():
-    before = _client_transports()
-    yield
-    disconnect_all()
-    assert dict.__len__(state.connections) == 0
-    deadline = time.monotonic() + 5
-    while _client_transports() - before and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not (_client_transports() - before), "client transports left running"
 
 
 @pytest.fixture

@@ -525,6 +525,10 @@ def test_transport_behind_a_gateway_nudges_after_the_peer_goes_quiet(testbed):
         sent = []
         real = t.send_ignore
         t.send_ignore = lambda n=None: (sent.append(n), real(n))[1]
+        # Let the post-login exchange (answered with its own IGNORE) pass, so what follows
+        # can only be the quiet-period nudge.
+        _time.sleep(0.3)
+        sent.clear()
         _, stdout, _ = inner.exec_command("echo nudged", timeout=10)
         assert stdout.read() == b"nudged\n"
         assert stdout.channel.recv_exit_status() == 0

@@ -2,10 +2,13 @@
 
 ``fabric_state`` puts ``env``/``output`` back to their defaults, empties the task table and
 closes every cached connection after the test, so no test sees another's settings or
-connections.
+connections. ``clean_net`` checks that ``disconnect_all()`` really leaves nothing running.
 """
 
 from __future__ import annotations
+
+import threading
+import time
 
 import pytest
 
@@ -30,3 +33,26 @@ def fabric_state():
     _reset()
     yield
     _reset()
+
+
+def _client_transports() -> set:
+    import paramiko
+
+    return {t for t in threading.enumerate()
+            if isinstance(t, paramiko.Transport) and not t.server_mode and t.is_alive()}
+
+
+@pytest.fixture
+def clean_net():
+    """After the test, disconnect_all() leaves an empty cache and no client transport."""
+    from fabric import state
+    from fabric.network import disconnect_all
+
+    before = _client_transports()
+    yield
+    disconnect_all()
+    assert dict.__len__(state.connections) == 0
+    deadline = time.monotonic() + 5
+    while _client_transports() - before and time.monotonic() < deadline:
+        time.sleep(0.02)  # transport threads end a moment after close(); bounded
+    assert not (_client_transports() - before), "client transports left running"
